@@ -1,0 +1,222 @@
+/**
+ * Errors raised by loopsafe, and guards that recognise them — and the
+ * equivalent errors of the platform and of peer libraries — without relying on
+ * `instanceof` alone.
+ *
+ * @module
+ */
+
+/** How deep {@link isTimeoutError} and {@link isAbortError} follow `.cause`. */
+const MAX_CAUSE_DEPTH = 16;
+
+/** Marks a TimeoutError whose stack has not yet been taken at the await site. */
+const kStackPending = Symbol('loopsafe.stackPending');
+
+/**
+ * Options for {@link TimeoutError}.
+ *
+ * @category Errors
+ */
+export interface TimeoutErrorOptions {
+  /** The name of the scope whose deadline passed. */
+  scopeName?: string | undefined;
+  /** The timeout the scope was given, in milliseconds. */
+  timeoutMs?: number | undefined;
+  /** The underlying error, if any (for example the last attempt of a retry). */
+  cause?: unknown;
+}
+
+/**
+ * A scope's own deadline passed before its work settled.
+ *
+ * loopsafe rejects with this error when a {@link withTimeout},
+ * {@link withDeadline}, {@link timeoutContext} or {@link safeWaitFor} deadline
+ * expires, and aborts the scope's `signal` with the same object. Nested work
+ * receives the error of the scope that actually expired, so `scopeName` always
+ * names the scope whose deadline passed.
+ *
+ * The error is created only when a deadline actually passes (the fast path
+ * creates nothing), and its stack is taken where the caller awaits the
+ * operation, so it points at your code rather than at a timer callback.
+ *
+ * @category Errors
+ * @example
+ * ```ts
+ * import { TimeoutError, withTimeout } from 'loopsafe';
+ *
+ * try {
+ *   await withTimeout(50, () => new Promise(() => {}), { name: 'load-user' });
+ * } catch (error) {
+ *   if (error instanceof TimeoutError) {
+ *     console.log(error.scopeName, error.timeoutMs); // 'load-user' 50
+ *   }
+ * }
+ * ```
+ */
+export class TimeoutError extends Error {
+  /** Always `'TimeoutError'`, the name peers and `isTimeoutError` recognise. */
+  override readonly name = 'TimeoutError' as const;
+  /** The timeout the scope was given, in milliseconds (`Infinity` if it had none of its own). */
+  readonly timeoutMs: number;
+  /** The name of the scope whose deadline passed. */
+  readonly scopeName: string;
+
+  /**
+   * @param message - Human-readable description. Defaults to one built from `scopeName` and `timeoutMs`.
+   * @param options - `scopeName`, `timeoutMs` and `cause`.
+   */
+  constructor(message?: string, options: TimeoutErrorOptions = {}) {
+    const scopeName = options.scopeName ?? 'anonymous';
+    const timeoutMs = options.timeoutMs ?? Number.NaN;
+    super(message ?? defaultMessage(scopeName, timeoutMs), 'cause' in options ? { cause: options.cause } : undefined);
+    this.scopeName = scopeName;
+    this.timeoutMs = timeoutMs;
+    Error.captureStackTrace(this, TimeoutError);
+  }
+}
+
+function defaultMessage(scopeName: string, timeoutMs: number): string {
+  return Number.isFinite(timeoutMs)
+    ? `Scope "${scopeName}" timed out after ${String(timeoutMs)} ms`
+    : `Scope "${scopeName}" timed out`;
+}
+
+/**
+ * Creates a TimeoutError without paying for a stack trace. Its stack is taken
+ * later, by {@link rethrowAtCaller}, at the place the caller awaits.
+ *
+ * @internal
+ */
+export function createTimeoutError(scopeName: string, timeoutMs: number): TimeoutError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  let error: TimeoutError;
+  try {
+    error = new TimeoutError(undefined, { scopeName, timeoutMs });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  (error as unknown as Record<symbol, boolean>)[kStackPending] = true;
+  return error;
+}
+
+/**
+ * Rejection handler for the promises loopsafe returns. It runs as a reaction
+ * of the promise the caller awaits, so a stack taken here shows the caller's
+ * async frames. Only loopsafe's own TimeoutErrors are touched, once; every
+ * other reason passes through untouched.
+ *
+ * @internal
+ */
+export function rethrowAtCaller(error: unknown): never {
+  if (error instanceof TimeoutError) {
+    const marked = error as unknown as Record<symbol, boolean>;
+    if (marked[kStackPending] === true) {
+      marked[kStackPending] = false;
+      Error.captureStackTrace(error, rethrowAtCaller);
+    }
+  }
+  throw error;
+}
+
+function hasName(value: unknown, name: string): boolean {
+  return typeof value === 'object' && value !== null && (value as { name?: unknown }).name === name;
+}
+
+function followCauses(value: unknown, test: (candidate: unknown) => boolean): boolean {
+  let current = value;
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH; depth++) {
+    if (test(current)) return true;
+    if (typeof current !== 'object' || current === null || !('cause' in current)) return false;
+    const next = (current as { cause?: unknown }).cause;
+    if (next === current) return false;
+    current = next;
+  }
+  return false;
+}
+
+/**
+ * Tells whether `error` is a timeout: loopsafe's {@link TimeoutError}, a
+ * `DOMException` named `TimeoutError` (as `AbortSignal.timeout()` produces), or
+ * a peer's `TimeoutError` (p-timeout, and any error named `TimeoutError`) —
+ * itself or anywhere along its `.cause` chain.
+ *
+ * @param error - Any thrown value.
+ * @returns `true` when it is, or wraps, a timeout.
+ * @category Errors
+ * @example
+ * ```ts
+ * import { isTimeoutError, safeWaitFor } from 'loopsafe';
+ *
+ * try {
+ *   await safeWaitFor(new Promise(() => {}), 10);
+ * } catch (error) {
+ *   console.log(isTimeoutError(error)); // true
+ * }
+ * console.log(isTimeoutError(new Error('request failed', { cause: new DOMException('late', 'TimeoutError') }))); // true
+ * ```
+ */
+export function isTimeoutError(error: unknown): boolean {
+  return followCauses(error, (candidate) => hasName(candidate, 'TimeoutError'));
+}
+
+/**
+ * Tells whether `error` is an abort: a `DOMException` named `AbortError`,
+ * Node's `AbortError` (`code: 'ABORT_ERR'`), or a peer's `AbortError`
+ * (abort-controller-x, p-retry, undici…) — itself or anywhere along its
+ * `.cause` chain. A {@link TimeoutError} is not an abort error.
+ *
+ * @param error - Any thrown value.
+ * @returns `true` when it is, or wraps, an abort.
+ * @category Errors
+ * @example
+ * ```ts
+ * import { isAbortError, safeSleep } from 'loopsafe';
+ *
+ * const controller = new AbortController();
+ * const sleeping = safeSleep(1_000, { signal: controller.signal });
+ * controller.abort(); // no reason: the platform supplies an AbortError
+ * await sleeping.catch((error: unknown) => console.log(isAbortError(error))); // true
+ * ```
+ */
+export function isAbortError(error: unknown): boolean {
+  return followCauses(
+    error,
+    (candidate) =>
+      hasName(candidate, 'AbortError') ||
+      (typeof candidate === 'object' && candidate !== null && (candidate as { code?: unknown }).code === 'ABORT_ERR'),
+  );
+}
+
+/**
+ * A fail-fast gather failed. `errors` are the real failures, in the order they
+ * happened — never the cancellations the gather itself caused in the sibling
+ * tasks; `cause` is the first of them.
+ *
+ * @category Errors
+ * @example
+ * ```ts
+ * import { GatherError } from 'loopsafe';
+ *
+ * const error = new GatherError([new Error('db down')]);
+ * console.log(error.name, error.errors.length, (error.cause as Error).message); // 'GatherError' 1 'db down'
+ * ```
+ */
+export class GatherError extends AggregateError {
+  /** Always `'GatherError'`. */
+  override readonly name = 'GatherError' as const;
+
+  /**
+   * @param errors - The real failures, in the order they happened (at least one).
+   * @param message - Human-readable description. Defaults to one naming the first failure.
+   */
+  constructor(errors: readonly unknown[], message?: string) {
+    const first: unknown = errors[0];
+    super(
+      errors,
+      message ??
+        `${String(errors.length)} task(s) failed; first: ${first instanceof Error ? first.message : String(first)}`,
+      { cause: first },
+    );
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * loopsafe: async-safety and event-loop resilience primitives for Node.js —
+ * deadline scopes that compose, sleeps and waits that honour cancellation,
+ * and nothing left running. No global is ever patched.
+ *
+ * @module loopsafe
+ */
+export { MAX_TIMER_DELAY_MS, systemClock, type Clock } from './clock.js';
+export { GatherError, isAbortError, isTimeoutError, TimeoutError, type TimeoutErrorOptions } from './errors.js';
+export {
+  currentScope,
+  currentSignal,
+  pendingScopes,
+  timeoutContext,
+  withDeadline,
+  withTimeout,
+  type PendingScope,
+  type Scope,
+  type ScopeOptions,
+  type TimeoutContextOptions,
+} from './scope.js';
+export { safeSleep, type SleepOptions } from './sleep.js';
+export { safeWaitFor, type WaitForOptions, type WaitForTask } from './wait-for.js';

@@ -1,0 +1,88 @@
+/**
+ * Argument checks shared by every public function. Each throws synchronously,
+ * naming the argument and showing the value received.
+ *
+ * @internal
+ * @module
+ */
+import type { Clock } from '../clock.js';
+
+/** Renders a received value for an error message. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${String(value)}n`;
+  if (typeof value === 'symbol' || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return `Date(${Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString()})`;
+  return 'an object';
+}
+
+/** A duration in milliseconds: a number, not NaN, not negative. `Infinity` is allowed. */
+export function assertDuration(name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`Expected \`${name}\` to be a number of milliseconds, got ${describe(value)}`);
+  }
+  if (!(value >= 0)) {
+    throw new RangeError(`Expected \`${name}\` to be a non-negative number of milliseconds, got ${describe(value)}`);
+  }
+}
+
+/** An options bag: undefined, or a plain object whose keys are all known. */
+export function assertOptions(
+  fn: string,
+  options: unknown,
+  known: ReadonlySet<string>,
+): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`Expected the options of ${fn}() to be an object, got ${describe(options)}`);
+  }
+  for (const key in options) {
+    if (!known.has(key)) {
+      throw new TypeError(`Unknown option \`${key}\` passed to ${fn}(); expected one of: ${[...known].join(', ')}`);
+    }
+  }
+}
+
+export function assertFunction(name: string, value: unknown): asserts value is (...args: never[]) => unknown {
+  if (typeof value !== 'function') {
+    throw new TypeError(`Expected \`${name}\` to be a function, got ${describe(value)}`);
+  }
+}
+
+/** Whether `value` is an object whose `keys` hold values of the given `typeof`. */
+function hasShape(value: unknown, shape: Readonly<Record<string, string>>): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return Object.entries(shape).every(([key, type]) => typeof record[key] === type);
+}
+
+const SIGNAL_SHAPE = { aborted: 'boolean', addEventListener: 'function', removeEventListener: 'function' };
+const CLOCK_SHAPE = { now: 'function', setTimeout: 'function', clearTimeout: 'function' };
+
+export function assertSignal(name: string, value: unknown): asserts value is AbortSignal | undefined {
+  if (value !== undefined && !hasShape(value, SIGNAL_SHAPE)) {
+    throw new TypeError(`Expected \`${name}\` to be an AbortSignal, got ${describe(value)}`);
+  }
+}
+
+export function assertClock(name: string, value: unknown): asserts value is Clock | undefined {
+  if (value !== undefined && !hasShape(value, CLOCK_SHAPE)) {
+    throw new TypeError(`Expected \`${name}\` to be a clock with now(), setTimeout() and clearTimeout(), got ${describe(value)}`);
+  }
+}
+
+export function assertOptionalString(name: string, value: unknown): asserts value is string | undefined {
+  if (value !== undefined && typeof value !== 'string') {
+    throw new TypeError(`Expected \`${name}\` to be a string, got ${describe(value)}`);
+  }
+}
+
+export function assertOptionalBoolean(name: string, value: unknown): asserts value is boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new TypeError(`Expected \`${name}\` to be a boolean, got ${describe(value)}`);
+  }
+}

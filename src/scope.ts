@@ -1,0 +1,369 @@
+/**
+ * Deadline scopes (timeout contexts): `withTimeout`, `withDeadline`,
+ * `timeoutContext`, and the ambient scope that travels with the async context.
+ *
+ * @module
+ */
+import { systemClock, type Clock } from './clock.js';
+import { runScoped } from './internal/run-scoped.js';
+import { ambient, openScopes, overdueScopes, ScopeNode } from './internal/scope-node.js';
+import {
+  assertClock,
+  assertDuration,
+  assertFunction,
+  assertOptionalString,
+  assertOptions,
+  assertSignal,
+  describe,
+} from './internal/validate.js';
+
+/**
+ * A deadline scope: an absolute deadline on a monotonic clock, a signal that
+ * aborts when the scope is cancelled or expires, and cooperative checks.
+ *
+ * A nested scope's deadline is `min(own, parent's)`, so an inner timeout can
+ * never outlive an outer one. When a scope expires, its signal — and the
+ * signals of every scope inside it — abort with its {@link TimeoutError}.
+ *
+ * Leaving a scope (its function settles, or its context is disposed) clears
+ * its timer and unlinks it; it does not abort `signal`. Call `cancel()` to
+ * stop the work inside. Only a {@link timeoutContext} is closed by
+ * `[Symbol.dispose]`; a scope opened by {@link withTimeout} or
+ * {@link withDeadline} closes when its function settles, and disposing it
+ * early does nothing, so its deadline always holds.
+ *
+ * @category Scopes
+ * @example
+ * ```ts
+ * import { withTimeout } from 'loopsafe';
+ *
+ * const body = await withTimeout(2_000, async (scope) => {
+ *   console.log(scope.remaining() <= 2_000); // true
+ *   return 'done'; // pass scope.signal to fetch(), streams, child processes…
+ * });
+ * console.log(body); // 'done'
+ * ```
+ */
+export interface Scope extends Disposable {
+  /** The scope's name, used in its {@link TimeoutError} and in {@link pendingScopes}. */
+  readonly name: string;
+  /** Aborts when the scope is cancelled, expires, or an enclosing scope or outside signal aborts. */
+  readonly signal: AbortSignal;
+  /** The effective deadline, `min(own, parent's)`, on the scope's clock; `Infinity` when there is none. */
+  readonly deadline: number;
+  /** The clock the scope's deadline is measured on; inherited by everything inside it. */
+  readonly clock: Clock;
+  /** The enclosing scope, if any. */
+  readonly parent: Scope | undefined;
+  /** `true` once the deadline has passed by the clock — even when no timer could fire yet. */
+  readonly expired: boolean;
+  /** Milliseconds left before the deadline: `Infinity` without one, `0` once passed or cancelled. */
+  remaining(): number;
+  /**
+   * Throws if the scope is cancelled, or if its deadline has passed by the
+   * clock — expiring it on the spot, so CPU-bound code that checks sees the
+   * deadline on time even when no timer can fire.
+   *
+   * @throws the scope's abort reason: its {@link TimeoutError}, an enclosing scope's, or the caller's reason.
+   */
+  check(): void;
+  /**
+   * Cancels the scope and everything inside it: their signals abort with
+   * `reason`, and a pending `withTimeout` rejects with it (`===`).
+   *
+   * @param reason - The abort reason. @defaultValue a `DOMException` named `AbortError`
+   */
+  cancel(reason?: unknown): void;
+}
+
+/**
+ * Options for {@link withTimeout} and {@link withDeadline}.
+ *
+ * @category Scopes
+ */
+export interface ScopeOptions {
+  /** An outside signal that cancels the scope; its reason passes through untouched. */
+  signal?: AbortSignal | undefined;
+  /**
+   * The clock to measure the deadline on.
+   * @defaultValue the enclosing scope's clock, else {@link systemClock}
+   */
+  clock?: Clock | undefined;
+  /**
+   * The scope's name, shown in its {@link TimeoutError} and in {@link pendingScopes}.
+   * @defaultValue `fn.name`, else the function's name (`'withTimeout'`…)
+   */
+  name?: string | undefined;
+}
+
+const SCOPE_OPTIONS = new Set(['signal', 'clock', 'name']);
+
+function readOptions(fnName: string, options: ScopeOptions | undefined): ScopeOptions {
+  assertOptions(fnName, options, SCOPE_OPTIONS);
+  if (options === undefined) return {};
+  assertSignal('signal', options.signal);
+  assertClock('clock', options.clock);
+  assertOptionalString('name', options.name);
+  return options;
+}
+
+function openScope(
+  options: ScopeOptions,
+  defaultName: string,
+  toDeadline: (clock: Clock) => { deadline: number; timeoutMs: number },
+): ScopeNode {
+  const parent = ambient.getStore();
+  const clock = options.clock ?? parent?._clock ?? systemClock;
+  const { deadline, timeoutMs } = toDeadline(clock);
+  return new ScopeNode({ name: options.name ?? defaultName, clock, parent, deadline, timeoutMs, signal: options.signal });
+}
+
+/**
+ * Runs `fn(scope)` inside a child of the current scope whose deadline is
+ * `timeoutMs` from now (or the enclosing deadline, if that comes first).
+ *
+ * At the deadline the scope's signal aborts and the returned promise rejects
+ * with the scope's {@link TimeoutError} at once, without waiting for `fn`; a
+ * late settlement of `fn` is absorbed. If the caller's `signal` aborts, it
+ * rejects with that signal's reason (`===`). Inside `fn`, {@link currentScope},
+ * {@link safeSleep} and every other loopsafe primitive see the scope with no
+ * argument threaded through. If the deadline has already passed, `fn` is not
+ * called.
+ *
+ * @param timeoutMs - Milliseconds from now; `Infinity` for a scope without a deadline of its own.
+ * @param fn - The work. Receives the scope; may be sync or async.
+ * @param options - `signal`, `clock`, `name`.
+ * @returns `fn`'s result.
+ * @throws {@link TimeoutError} (rejection) when this scope's deadline passes first; an enclosing scope's error when its deadline passes first.
+ * @throws `TypeError`/`RangeError` (synchronously) for a bad `timeoutMs`, `fn` or option.
+ * @category Scopes
+ * @example
+ * ```ts
+ * import { safeSleep, withTimeout, isTimeoutError } from 'loopsafe';
+ *
+ * const hungUpstream = () => new Promise<never>(() => {});
+ * try {
+ *   await withTimeout(100, async () => {
+ *     await safeSleep(10); // stops at the deadline if it must
+ *     return hungUpstream();
+ *   }, { name: 'fetch-profile' });
+ * } catch (error) {
+ *   console.log(isTimeoutError(error)); // true, after ~100 ms
+ * }
+ * ```
+ */
+export function withTimeout<T>(
+  timeoutMs: number,
+  fn: (scope: Scope) => T | PromiseLike<T>,
+  options?: ScopeOptions,
+): Promise<Awaited<T>> {
+  assertDuration('timeoutMs', timeoutMs);
+  assertFunction('fn', fn);
+  const opts = readOptions('withTimeout', options);
+  const scope = openScope(opts, fn.name || 'withTimeout', (clock) => ({
+    deadline: clock.now() + timeoutMs,
+    timeoutMs,
+  }));
+  return runScoped(scope, fn) as Promise<Awaited<T>>;
+}
+
+/**
+ * Like {@link withTimeout}, with an absolute deadline: a time on the scope's
+ * clock (`performance.now()` for the system clock) or a `Date`, converted to
+ * the clock once, on entry. A deadline in the past expires the scope at once
+ * and `fn` is not called.
+ *
+ * @param deadline - A time on the scope's clock, or a `Date`.
+ * @param fn - The work. Receives the scope; may be sync or async.
+ * @param options - `signal`, `clock`, `name`.
+ * @returns `fn`'s result.
+ * @throws {@link TimeoutError} (rejection) when the deadline passes first.
+ * @throws `TypeError`/`RangeError` (synchronously) for a bad deadline, `fn` or option.
+ * @category Scopes
+ * @example
+ * ```ts
+ * import { withDeadline } from 'loopsafe';
+ *
+ * const requestDeadline = new Date(Date.now() + 5_000);
+ * const result = await withDeadline(requestDeadline, async (scope) => {
+ *   return `${Math.round(scope.remaining() / 1000)} s left`;
+ * });
+ * console.log(result); // '5 s left'
+ * ```
+ */
+export function withDeadline<T>(
+  deadline: number | Date,
+  fn: (scope: Scope) => T | PromiseLike<T>,
+  options?: ScopeOptions,
+): Promise<Awaited<T>> {
+  assertDeadline(deadline);
+  assertFunction('fn', fn);
+  const opts = readOptions('withDeadline', options);
+  const scope = openScope(opts, fn.name || 'withDeadline', (clock) => toClockDeadline(deadline, clock));
+  return runScoped(scope, fn) as Promise<Awaited<T>>;
+}
+
+function assertDeadline(deadline: unknown): asserts deadline is number | Date {
+  if (deadline instanceof Date) {
+    if (Number.isNaN(deadline.getTime())) throw new RangeError('Expected `deadline` to be a valid Date, got Invalid Date');
+    return;
+  }
+  if (typeof deadline !== 'number') {
+    throw new TypeError(`Expected \`deadline\` to be a number (a time on the clock) or a Date, got ${describe(deadline)}`);
+  }
+  if (Number.isNaN(deadline)) throw new RangeError('Expected `deadline` to be a time on the clock, got NaN');
+}
+
+function toClockDeadline(deadline: number | Date, clock: Clock): { deadline: number; timeoutMs: number } {
+  const now = clock.now();
+  const at = deadline instanceof Date ? now + (deadline.getTime() - Date.now()) : deadline;
+  return { deadline: at, timeoutMs: Math.max(0, at - now) };
+}
+
+/**
+ * Options for {@link timeoutContext}.
+ *
+ * @category Scopes
+ */
+export interface TimeoutContextOptions {
+  /** An outside signal that cancels the context. */
+  signal?: AbortSignal | undefined;
+  /** @defaultValue the enclosing scope's clock, else {@link systemClock} */
+  clock?: Clock | undefined;
+  /** @defaultValue `'timeoutContext'` */
+  name?: string | undefined;
+}
+
+/**
+ * Opens a disposable scope for code that passes `ctx.signal` explicitly:
+ * `using ctx = timeoutContext(30_000)`. It is a child of the current scope (its
+ * deadline is `min(timeoutMs, enclosing)`) but does not become the ambient
+ * scope itself. Disposing it clears its timer and unlinks it.
+ *
+ * @param timeoutMs - Milliseconds from now; `Infinity` for no deadline of its own.
+ * @param options - `signal`, `clock`, `name`.
+ * @returns The scope; dispose it (`using`, or `ctx[Symbol.dispose]()`) when done.
+ * @throws `TypeError`/`RangeError` (synchronously) for a bad `timeoutMs` or option.
+ * @category Scopes
+ * @example
+ * ```ts
+ * import { timeoutContext, safeSleep } from 'loopsafe';
+ *
+ * {
+ *   using ctx = timeoutContext(1_000, { name: 'report' });
+ *   await safeSleep(5, { signal: ctx.signal });
+ *   ctx.check(); // throws the TimeoutError once the deadline has passed
+ * } // disposed here: its timer is gone
+ * ```
+ */
+export function timeoutContext(timeoutMs: number, options?: TimeoutContextOptions): Scope {
+  assertDuration('timeoutMs', timeoutMs);
+  const opts = readOptions('timeoutContext', options);
+  const scope = openScope(opts, 'timeoutContext', (clock) => ({ deadline: clock.now() + timeoutMs, timeoutMs }));
+  scope._disposable = true;
+  if (scope._aborted) scope._exit();
+  else scope._onAbort = () => { scope._exit(); };
+  return scope;
+}
+
+/**
+ * The ambient scope: the innermost {@link withTimeout}/{@link withDeadline}
+ * (or `withSafeAsync`) scope of the current async context, or `undefined`
+ * outside any.
+ *
+ * @returns The current scope, or `undefined`.
+ * @category Scopes
+ * @example
+ * ```ts
+ * import { currentScope, withTimeout } from 'loopsafe';
+ *
+ * async function deepInTheCallTree() {
+ *   return currentScope()?.remaining();
+ * }
+ * console.log(currentScope()); // undefined
+ * console.log(await withTimeout(1_000, deepInTheCallTree) > 0); // true
+ * ```
+ */
+export function currentScope(): Scope | undefined {
+  return ambient.getStore();
+}
+
+/**
+ * The ambient scope's signal, for APIs that take one: `fetch(url, { signal: currentSignal() })`.
+ *
+ * @returns The current scope's signal, or `undefined` outside any scope.
+ * @category Scopes
+ * @example
+ * ```ts
+ * import { currentSignal, withTimeout } from 'loopsafe';
+ *
+ * await withTimeout(5_000, async () => {
+ *   const signal = currentSignal();
+ *   console.log(signal?.aborted); // false
+ *   // await fetch('https://example.com', { signal });
+ * });
+ * ```
+ */
+export function currentSignal(): AbortSignal | undefined {
+  return ambient.getStore()?.signal;
+}
+
+/**
+ * A snapshot of one open scope, from {@link pendingScopes}.
+ *
+ * @category Diagnostics
+ */
+export interface PendingScope {
+  /** The scope's name. */
+  readonly name: string;
+  /** Milliseconds since the scope opened, on its clock. */
+  readonly ageMs: number;
+  /** Milliseconds before its deadline (`Infinity` for none, `0` once passed or cancelled). */
+  readonly remainingMs: number;
+  /** Its deadline has passed (or it was cancelled) but its work has not finished. */
+  readonly overdue: boolean;
+  /** The enclosing scope's name, if any. */
+  readonly parent: string | undefined;
+  /** The live scope, for deeper inspection. */
+  readonly scope: Scope;
+}
+
+/**
+ * Lists the open scopes: `withTimeout`/`withDeadline` functions still running
+ * (including ones past their deadline that ignored their signal — `overdue`)
+ * and contexts not yet disposed. Oldest first. An overdue function that can
+ * never settle (nothing references it any more) is dropped once garbage
+ * collected: the registry never keeps work alive.
+ *
+ * @returns One entry per open scope.
+ * @category Diagnostics
+ * @example
+ * ```ts
+ * import { pendingScopes, withTimeout } from 'loopsafe';
+ *
+ * await withTimeout(1_000, async () => {
+ *   console.log(pendingScopes().map((s) => s.name)); // ['checkout']
+ * }, { name: 'checkout' });
+ * console.log(pendingScopes().length); // 0
+ * ```
+ */
+export function pendingScopes(): PendingScope[] {
+  const scopes = [...openScopes];
+  for (const ref of overdueScopes) {
+    const scope = ref.deref();
+    if (scope !== undefined) scopes.push(scope);
+  }
+  scopes.sort((a, b) => a.createdAt - b.createdAt);
+  const list: PendingScope[] = [];
+  for (const scope of scopes) {
+    list.push({
+      name: scope.name,
+      ageMs: scope._clock.now() - scope.createdAt,
+      remainingMs: scope.remaining(),
+      overdue: scope._aborted || scope.expired,
+      parent: scope.parent?.name,
+      scope,
+    });
+  }
+  return list;
+}

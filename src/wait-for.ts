@@ -1,0 +1,252 @@
+/**
+ * `safeWaitFor`: bound a promise, or a function of a signal, by a timeout.
+ *
+ * @module
+ */
+import { systemClock, type Clock } from './clock.js';
+import { createTimeoutError, rethrowAtCaller, type TimeoutError } from './errors.js';
+import { CancelNode, linkNode } from './internal/cancel-node.js';
+import { runScoped } from './internal/run-scoped.js';
+import { ambient, ScopeNode } from './internal/scope-node.js';
+import {
+  assertClock,
+  assertDuration,
+  assertFunction,
+  assertOptionalString,
+  assertOptions,
+  assertSignal,
+  describe,
+} from './internal/validate.js';
+
+/**
+ * Options for {@link safeWaitFor}.
+ *
+ * @category Primitives
+ */
+export interface WaitForOptions<F = never> {
+  /**
+   * Milliseconds to wait; `Infinity` waits until `signal` or the ambient scope ends it.
+   * @defaultValue `Infinity`
+   */
+  timeout?: number | undefined;
+  /** Aborts the wait; it rejects with the signal's reason (`===`). */
+  signal?: AbortSignal | undefined;
+  /**
+   * Called when this wait's own timeout passes; its result (or rejection)
+   * becomes the outcome instead of the {@link TimeoutError}. Not called when
+   * `signal` aborts or an enclosing deadline passes first.
+   */
+  fallback?: ((error: TimeoutError) => F | PromiseLike<F>) | undefined;
+  /**
+   * Names the wait in its {@link TimeoutError}.
+   * @defaultValue the task function's name, else `'safeWaitFor'`
+   */
+  name?: string | undefined;
+  /** @defaultValue the ambient scope's clock, else {@link systemClock} */
+  clock?: Clock | undefined;
+}
+
+/**
+ * Work for {@link safeWaitFor}: a promise (or thenable), or a function that
+ * receives a signal aborting at the timeout and returns a value or a promise.
+ *
+ * @category Primitives
+ */
+export type WaitForTask<T> = PromiseLike<T> | ((signal: AbortSignal) => T | PromiseLike<T>);
+
+const WAIT_FOR_OPTIONS = new Set(['timeout', 'signal', 'fallback', 'name', 'clock']);
+
+/**
+ * Waits for `task` for at most `timeout` milliseconds.
+ *
+ * - A promise is bounded: at the timeout the returned promise rejects with a
+ *   {@link TimeoutError} (or settles with `fallback`'s result); the promise's
+ *   late settlement is absorbed, never an `unhandledRejection`.
+ * - A function `(signal) => work` runs inside a child scope of the ambient one,
+ *   and its `signal` aborts at the timeout — so the work itself stops, not just
+ *   the wait. Nested loopsafe calls inside it see that scope.
+ * - `signal` aborting rejects with its reason (`===`); an enclosing scope's
+ *   deadline rejects with that scope's {@link TimeoutError}.
+ * - When the task settles first, the timer is cleared at once: an operation
+ *   that has settled never keeps the process alive.
+ *
+ * @param task - A promise, or a function of an `AbortSignal`.
+ * @param timeoutOrOptions - The timeout in ms, or `{ timeout, signal, fallback, name, clock }`.
+ * @returns The task's value, or `fallback`'s.
+ * @throws {@link TimeoutError} (rejection) when the timeout passes and there is no `fallback`.
+ * @throws `TypeError`/`RangeError` (synchronously) for a bad task, timeout or option.
+ * @category Primitives
+ * @example
+ * ```ts
+ * import { safeWaitFor } from 'loopsafe';
+ *
+ * // Bound a promise you cannot cancel:
+ * const value = await safeWaitFor(Promise.resolve(42), 1_000);
+ * console.log(value); // 42
+ *
+ * // Bound work that can be cancelled, with a fallback:
+ * const cached = await safeWaitFor(
+ *   (signal) => new Promise<string>((resolve, reject) => {
+ *     const timer = setTimeout(() => resolve('fresh'), 5_000);
+ *     signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason); });
+ *   }),
+ *   { timeout: 20, fallback: () => 'cached', name: 'price-lookup' },
+ * );
+ * console.log(cached); // 'cached'
+ * ```
+ */
+export function safeWaitFor<T, F = never>(
+  task: WaitForTask<T>,
+  timeoutOrOptions?: number | WaitForOptions<F>,
+): Promise<Awaited<T> | Awaited<F>> {
+  let timeout = Number.POSITIVE_INFINITY;
+  let options: WaitForOptions<F> | undefined;
+  if (typeof timeoutOrOptions === 'number') {
+    assertDuration('timeout', timeoutOrOptions);
+    timeout = timeoutOrOptions;
+  } else {
+    assertOptions('safeWaitFor', timeoutOrOptions, WAIT_FOR_OPTIONS);
+    options = timeoutOrOptions;
+    if (options !== undefined) {
+      if (options.timeout !== undefined) {
+        assertDuration('timeout', options.timeout);
+        timeout = options.timeout;
+      }
+      assertSignal('signal', options.signal);
+      assertClock('clock', options.clock);
+      assertOptionalString('name', options.name);
+      if (options.fallback !== undefined) assertFunction('fallback', options.fallback);
+    }
+  }
+  if (typeof task === 'function') return waitForFunction(task, timeout, options);
+  if (!isThenable(task)) {
+    throw new TypeError(`Expected \`task\` to be a promise or a function of an AbortSignal, got ${describe(task)}`);
+  }
+  return waitForPromise(task, timeout, options);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+class PromiseWaiter<T> extends CancelNode {
+  readonly #name: string;
+  readonly #timeoutMs: number;
+  readonly #resolve: (value: T | PromiseLike<T>) => void;
+  readonly #reject: (reason: unknown) => void;
+  readonly #fallback: ((error: TimeoutError) => T | PromiseLike<T>) | undefined;
+  #settled = false;
+
+  constructor(
+    clock: Clock,
+    name: string,
+    timeoutMs: number,
+    resolve: (value: T | PromiseLike<T>) => void,
+    reject: (reason: unknown) => void,
+    fallback: ((error: TimeoutError) => T | PromiseLike<T>) | undefined,
+  ) {
+    super(clock);
+    this.#name = name;
+    this.#timeoutMs = timeoutMs;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#fallback = fallback;
+  }
+
+  _fulfil(value: T): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this._detach();
+    this.#resolve(value);
+  }
+
+  _fail(error: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this._detach();
+    this.#reject(error);
+  }
+
+  _onDeadline(): void {
+    const error = createTimeoutError(this.#name, this.#timeoutMs);
+    const fallback = this.#fallback;
+    if (fallback === undefined) {
+      this._fail(error);
+      return;
+    }
+    if (this.#settled) return;
+    this.#settled = true;
+    this._detach();
+    try {
+      this.#resolve(fallback(error));
+    } catch (fallbackError) {
+      this.#reject(fallbackError);
+    }
+  }
+
+  _onCancel(reason: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#reject(reason);
+  }
+}
+
+function waitForPromise<T, F>(
+  task: PromiseLike<T>,
+  timeout: number,
+  options: WaitForOptions<F> | undefined,
+): Promise<Awaited<T> | Awaited<F>> {
+  const parent = ambient.getStore();
+  const clock = options?.clock ?? parent?._clock ?? systemClock;
+  type R = Awaited<T> | Awaited<F>;
+  return new Promise<R>((resolve, reject) => {
+    const waiter = new PromiseWaiter<R>(
+      clock,
+      options?.name ?? 'safeWaitFor',
+      timeout,
+      resolve,
+      reject,
+      options?.fallback as ((error: TimeoutError) => R | PromiseLike<R>) | undefined,
+    );
+    waiter._timerAt = clock.now() + timeout;
+    const born = linkNode(waiter, parent, options?.signal);
+    if (born !== undefined) {
+      waiter._onCancel(born.reason);
+      Promise.resolve(task).then(undefined, () => undefined);
+      return;
+    }
+    Promise.resolve(task).then(
+      (value) => {
+        waiter._fulfil(value);
+      },
+      (error: unknown) => {
+        waiter._fail(error);
+      },
+    );
+  }).then(undefined, rethrowAtCaller);
+}
+
+function waitForFunction<T, F>(
+  task: (signal: AbortSignal) => T | PromiseLike<T>,
+  timeout: number,
+  options: WaitForOptions<F> | undefined,
+): Promise<Awaited<T> | Awaited<F>> {
+  const parent = ambient.getStore();
+  const clock = options?.clock ?? parent?._clock ?? systemClock;
+  const scope = new ScopeNode({
+    name: options?.name ?? (task.name || 'safeWaitFor'),
+    clock,
+    parent,
+    deadline: clock.now() + timeout,
+    timeoutMs: timeout,
+    signal: options?.signal,
+  });
+  const outcome = runScoped(scope, (s) => task(s.signal));
+  const fallback = options?.fallback;
+  if (fallback === undefined) return outcome as Promise<Awaited<T>>;
+  return outcome.then(undefined, (error: unknown) => {
+    // Only this wait's own timeout falls back; a caller abort or an enclosing deadline does not.
+    if (scope._timedOut && error === scope._reason) return fallback(error as TimeoutError);
+    throw error;
+  }) as Promise<Awaited<T> | Awaited<F>>;
+}

@@ -1,0 +1,201 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TimeoutError } from '../src/errors.js';
+import { timeoutContext, withTimeout } from '../src/scope.js';
+import { safeSleep } from '../src/sleep.js';
+import { safeWaitFor } from '../src/wait-for.js';
+import { abortListenerCount, activeTimerCount, assertNoLeaks, createManualClock } from '../src/testing.js';
+import { never, observe, realDelay, trackUnhandledRejections } from './fixtures/observe.js';
+
+const gc = (): void => {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (collect === undefined) throw new Error('run the tests with --expose-gc');
+  collect();
+};
+
+/** Heap in use after full collections (the floor, not a lucky sample). */
+async function settledHeap(): Promise<number> {
+  let min = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await realDelay(0);
+    min = Math.min(min, process.memoryUsage().heapUsed);
+  }
+  return min;
+}
+
+let warnings: Error[] = [];
+const onWarning = (warning: Error): void => {
+  warnings.push(warning);
+};
+let rejections: ReturnType<typeof trackUnhandledRejections>;
+
+beforeEach(() => {
+  warnings = [];
+  process.on('warning', onWarning);
+  rejections = trackUnhandledRejections();
+});
+
+afterEach(() => {
+  process.off('warning', onWarning);
+  rejections.stop();
+  expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+  expect(rejections.reasons).toEqual([]);
+});
+
+/** One operation of each kind, all following `signal`. */
+function operation(i: number, signal: AbortSignal): Promise<unknown> {
+  switch (i % 4) {
+    case 0:
+      return safeWaitFor(Promise.resolve(i), { timeout: 60_000, signal });
+    case 1:
+      return withTimeout(60_000, () => Promise.resolve(i), { signal });
+    case 2:
+      return safeWaitFor((s) => (s.aborted ? -1 : i), { timeout: 60_000, signal });
+    default:
+      return withTimeout(60_000, (scope) => safeWaitFor(Promise.resolve(scope.remaining() > 0), 60_000), { signal });
+  }
+}
+
+describe('leak hygiene on one long-lived signal', () => {
+  it('100,000 sequential operations leave no listener, no timer, and under 1 MB of heap', async () => {
+    const parent = new AbortController();
+    const timersBefore = activeTimerCount();
+    for (let i = 0; i < 10_000; i++) await operation(i, parent.signal); // warm-up: JIT and caches
+    const heapBefore = await settledHeap();
+    for (let i = 0; i < 100_000; i++) await operation(i, parent.signal);
+    const heapAfter = await settledHeap();
+    expect(abortListenerCount(parent.signal)).toBe(0);
+    assertNoLeaks({ signals: [parent.signal], timersBefore });
+    expect(heapAfter - heapBefore).toBeLessThan(1024 * 1024);
+  }, 60_000);
+
+  it('10,000 concurrent operations share one listener, and leave none', async () => {
+    const parent = new AbortController();
+    const timersBefore = activeTimerCount();
+    const heapBefore = await settledHeap();
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      openGate = resolve;
+    });
+    const running = Array.from({ length: 10_000 }, (_, i) =>
+      withTimeout(60_000, async () => {
+        await gate;
+        return operation(i, parent.signal);
+      }, { signal: parent.signal }),
+    );
+    expect(abortListenerCount(parent.signal)).toBe(1);
+    openGate();
+    await Promise.all(running);
+    expect(abortListenerCount(parent.signal)).toBe(0);
+    assertNoLeaks({ signals: [parent.signal], timersBefore });
+    running.length = 0;
+    expect((await settledHeap()) - heapBefore).toBeLessThan(1024 * 1024);
+  }, 60_000);
+
+  it('10,000 concurrent sleeps aborted at once reject with the reason and leave nothing', async () => {
+    const clock = createManualClock();
+    const parent = new AbortController();
+    const sleeps = Array.from({ length: 10_000 }, () => safeSleep(1_000, { clock, signal: parent.signal }).catch((e: unknown) => e));
+    expect(abortListenerCount(parent.signal)).toBe(1);
+    expect(clock.pendingTimers).toBe(10_000);
+    const reason = new Error('shutdown');
+    parent.abort(reason);
+    const outcomes = await Promise.all(sleeps);
+    expect(outcomes.every((outcome) => outcome === reason)).toBe(true);
+    assertNoLeaks({ signals: [parent.signal], clock });
+  }, 30_000);
+
+  it('10,000 scopes nested under one ambient scope link through the tree, not through listeners', async () => {
+    const clock = createManualClock();
+    await withTimeout(
+      10_000,
+      async (outer) => {
+        const inner = Array.from({ length: 10_000 }, () => withTimeout(5_000, () => safeSleep(100)));
+        expect(abortListenerCount(outer.signal)).toBe(0);
+        expect(clock.pendingTimers).toBe(1 + 10_000 * 2); // outer + (inner deadline + sleep) each
+        await clock.advance(100);
+        await Promise.all(inner);
+      },
+      { clock },
+    );
+    expect(clock.pendingTimers).toBe(0);
+  }, 30_000);
+});
+
+describe('late settlements', () => {
+  it('a late rejection after a timeout raises no unhandledRejection', async () => {
+    const clock = createManualClock();
+    let rejectLate!: (reason: unknown) => void;
+    const late = new Promise((_, reject) => {
+      rejectLate = reject;
+    });
+    const run = observe(withTimeout(10, () => late, { clock }));
+    const waited = observe(safeWaitFor(late, { timeout: 10, clock }));
+    await clock.advance(10);
+    expect(run.outcome.status).toBe('rejected');
+    expect(waited.outcome.status).toBe('rejected');
+    rejectLate(new Error('late failure'));
+    await realDelay(5);
+    expect(rejections.reasons).toEqual([]);
+  });
+
+  it('a function that throws after its scope was cancelled raises no unhandledRejection', async () => {
+    const clock = createManualClock();
+    const run = observe(
+      withTimeout(10, async () => {
+        await new Promise((resolve) => clock.setTimeout(() => { resolve(undefined); }, 50));
+        throw new Error('thrown long after the timeout');
+      }, { clock }),
+    );
+    await clock.advance(50);
+    expect(run.outcome.status).toBe('rejected');
+    await realDelay(5);
+    expect(rejections.reasons).toEqual([]);
+  });
+});
+
+describe('garbage collection', () => {
+  it('a deadline survives forced GC when only the promise is held', async () => {
+    const run = observe(withTimeout(30, () => never(), { name: 'survivor' }));
+    for (let i = 0; i < 5; i++) gc();
+    await realDelay(60);
+    expect(run.outcome.status).toBe('rejected');
+    expect(((run.outcome as { reason: unknown }).reason as TimeoutError).scopeName).toBe('survivor');
+  });
+
+  it('a context signal still aborts at its deadline after forced GC when only the signal is held', async () => {
+    const signal = (() => timeoutContext(30, { name: 'ctx' }).signal)();
+    for (let i = 0; i < 5; i++) gc();
+    await realDelay(60);
+    expect(signal.aborted).toBe(true);
+    expect((signal.reason as TimeoutError).scopeName).toBe('ctx');
+  });
+
+  it('a timeout nested in a scope that only an outside signal references survives GC', async () => {
+    const outside = new AbortController();
+    const run = observe(
+      withTimeout(Infinity, () => withTimeout(30, () => never(), { name: 'nested' }), { signal: outside.signal }),
+    );
+    for (let i = 0; i < 5; i++) gc();
+    await realDelay(60);
+    expect(((run.outcome as { reason: unknown }).reason as TimeoutError).scopeName).toBe('nested');
+    expect(abortListenerCount(outside.signal)).toBe(0);
+  });
+});
+
+describe('process lifetime', () => {
+  it('a child process that awaits settled operations with 60 s timeouts exits at once', async () => {
+    const script = fileURLToPath(new URL('./fixtures/exit-at-once.mts', import.meta.url));
+    const started = performance.now();
+    const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', script], { timeout: 20_000 }, (error, out) => {
+        if (error) reject(error);
+        else resolve({ stdout: out });
+      });
+    });
+    expect(stdout.trim()).toBe('settled 1');
+    expect(performance.now() - started).toBeLessThan(10_000); // startup alone; a kept-alive timer would mean 60 s
+  }, 25_000);
+});
