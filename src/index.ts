@@ -21,3 +21,15 @@ export {
 } from './scope.js';
 export { safeSleep, type SleepOptions } from './sleep.js';
 export { safeWaitFor, type WaitForOptions, type WaitForTask } from './wait-for.js';
+export {
+  backoff,
+  progressiveDelay,
+  type Backoff,
+  type BackoffFunction,
+  type BackoffOptions,
+  type Jitter,
+  type ProgressiveDelayOptions,
+} from './backoff.js';
+export { retry, type RetryContext, type RetryEvent, type RetryOptions } from './retry.js';
+export { parseRetryAfter } from './retry-after.js';
+export { RetryBudget, type RetryBudgetOptions, type RetryBudgetSnapshot } from './retry-budget.js';

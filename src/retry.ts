@@ -1,0 +1,350 @@
+/**
+ * `retry`: run an operation again after failures, with backoff, inside a
+ * deadline — never retrying an outside cancellation, never sleeping past the
+ * deadline, and throttled by a shared budget.
+ *
+ * @module
+ */
+import { backoff, type BackoffFunction, type BackoffOptions } from './backoff.js';
+import { systemClock, type Clock } from './clock.js';
+import { TimeoutError } from './errors.js';
+import { runScoped } from './internal/run-scoped.js';
+import { ambient, ScopeNode } from './internal/scope-node.js';
+import { assertClock, assertDuration, assertFunction, assertOptionalString, assertOptions, assertSignal, describe } from './internal/validate.js';
+import { assertRetryBudget, type RetryBudget } from './retry-budget.js';
+import { safeSleep } from './sleep.js';
+
+/**
+ * What each attempt receives.
+ *
+ * @category Backoff and retry
+ */
+export interface RetryContext {
+  /** The attempt number, counted from 1. */
+  readonly attempt: number;
+  /**
+   * Aborts when this attempt's `attemptTimeout` passes, the whole retry's
+   * `timeout` passes, the caller's `signal` aborts or an enclosing scope ends.
+   * Created on first read: an attempt that never reads it pays nothing.
+   */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * What {@link RetryOptions.onRetry} receives before each wait.
+ *
+ * @category Backoff and retry
+ */
+export interface RetryEvent {
+  /** The failed attempt's error (any thrown value). */
+  readonly error: unknown;
+  /** The attempt that failed, counted from 1. */
+  readonly attempt: number;
+  /** How long retry waits before the next attempt. */
+  readonly delayMs: number;
+}
+
+/**
+ * Options for {@link retry}.
+ *
+ * @category Backoff and retry
+ */
+export interface RetryOptions {
+  /**
+   * Attempts in all, first included: an integer ≥ 1, or `Infinity` (bound it with `timeout`).
+   * @defaultValue `3`
+   */
+  maxAttempts?: number | undefined;
+  /**
+   * The delay before each retry: {@link BackoffOptions}, or a function made by {@link backoff}
+   * (or your own). Every delay is capped by its `maxMs`.
+   * @defaultValue `backoff()`: 100 ms doubling to 30 s, full jitter
+   */
+  backoff?: BackoffOptions | BackoffFunction | undefined;
+  /**
+   * Milliseconds for the whole operation, waits included: a scope, so nested loopsafe calls see it.
+   * @defaultValue `Infinity` (the enclosing scope's deadline still applies)
+   */
+  timeout?: number | undefined;
+  /**
+   * Milliseconds for each attempt, clamped to what remains of the deadline. An attempt cut by
+   * it fails with its own `TimeoutError` (its signal aborted), which is retryable.
+   * @defaultValue `Infinity`
+   */
+  attemptTimeout?: number | undefined;
+  /**
+   * Decides whether a failed attempt's error is worth retrying. Consulted for every failure
+   * (the last included) except an outside cancellation; only retryable failures count against
+   * the `budget`. If it throws, retry rejects with that error.
+   * @defaultValue every error is retryable
+   */
+  shouldRetry?: ((error: unknown, context: { readonly attempt: number }) => boolean | PromiseLike<boolean>) | undefined;
+  /**
+   * Called (and awaited) before each wait. If it throws, retry rejects with that error.
+   * @defaultValue none
+   */
+  onRetry?: ((event: RetryEvent) => void | PromiseLike<void>) | undefined;
+  /**
+   * Reads the wait the server asked for (in ms) from an error, e.g. with {@link parseRetryAfter}.
+   * A number replaces the backoff delay (capped by `maxMs`); `undefined` keeps the backoff.
+   * @defaultValue none: always the backoff delay
+   */
+  retryAfter?: ((error: unknown) => number | undefined) | undefined;
+  /**
+   * A {@link RetryBudget} shared with other calls to the same dependency.
+   * @defaultValue none: retries limited by `maxAttempts` only
+   */
+  budget?: RetryBudget | undefined;
+  /** Cancels the whole retry; it rejects with the signal's reason (`===`) and never retries it. */
+  signal?: AbortSignal | undefined;
+  /** @defaultValue the ambient scope's clock, else {@link systemClock} */
+  clock?: Clock | undefined;
+  /**
+   * Names the retry's scope (in its `TimeoutError` and `pendingScopes()`).
+   * @defaultValue `fn.name`, else `'retry'`
+   */
+  name?: string | undefined;
+}
+
+const RETRY_OPTIONS = new Set([
+  'maxAttempts', 'backoff', 'timeout', 'attemptTimeout', 'shouldRetry', 'onRetry',
+  'retryAfter', 'budget', 'signal', 'clock', 'name',
+]);
+
+const defaultBackoff = backoff();
+
+/** The validated options of one call. */
+type Plan = Readonly<Pick<RetryOptions, 'shouldRetry' | 'onRetry' | 'retryAfter' | 'budget'>> & {
+  readonly maxAttempts: number;
+  readonly delay: BackoffFunction;
+  readonly maxMs: number;
+  /** `undefined` when attempts need no scope of their own. */
+  readonly attemptTimeout: number | undefined;
+};
+
+const DEFAULT_PLAN: Plan = { maxAttempts: 3, delay: defaultBackoff, maxMs: defaultBackoff.maxMs, attemptTimeout: undefined };
+
+function readPlan(options: RetryOptions | undefined): Plan {
+  assertOptions('retry', options, RETRY_OPTIONS);
+  if (options === undefined) return DEFAULT_PLAN;
+  const { maxAttempts = 3, timeout, attemptTimeout, shouldRetry, onRetry, retryAfter, budget } = options;
+  if (typeof maxAttempts !== 'number') throw new TypeError(`Expected \`maxAttempts\` to be a number, got ${describe(maxAttempts)}`);
+  if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1) && maxAttempts !== Number.POSITIVE_INFINITY) {
+    throw new RangeError(`Expected \`maxAttempts\` to be an integer >= 1 or Infinity, got ${describe(maxAttempts)}`);
+  }
+  if (timeout !== undefined) assertDuration('timeout', timeout);
+  if (attemptTimeout !== undefined) assertDuration('attemptTimeout', attemptTimeout);
+  if (shouldRetry !== undefined) assertFunction('shouldRetry', shouldRetry);
+  if (onRetry !== undefined) assertFunction('onRetry', onRetry);
+  if (retryAfter !== undefined) assertFunction('retryAfter', retryAfter);
+  if (budget !== undefined) assertRetryBudget(budget);
+  assertSignal('signal', options.signal);
+  assertClock('clock', options.clock);
+  assertOptionalString('name', options.name);
+  const delay = typeof options.backoff === 'function' ? options.backoff : options.backoff === undefined ? defaultBackoff : backoff(options.backoff);
+  return {
+    maxAttempts, delay, maxMs: delay.maxMs ?? defaultBackoff.maxMs,
+    attemptTimeout: attemptTimeout === Number.POSITIVE_INFINITY ? undefined : attemptTimeout,
+    shouldRetry, onRetry, retryAfter, budget,
+  };
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** The context handed to an attempt; its signal is the scope's lazy one. */
+class Attempt implements RetryContext {
+  readonly attempt: number;
+  readonly #scope: ScopeNode;
+  constructor(attempt: number, scope: ScopeNode) {
+    this.attempt = attempt;
+    this.#scope = scope;
+  }
+  get signal(): AbortSignal {
+    return this.#scope.signal;
+  }
+}
+
+/** One retry operation: its scope, its plan, and the last failure seen. */
+class RetryLoop<T> {
+  /** At least one attempt failed (its error may be any value, `undefined` included). */
+  failed = false;
+  lastError: unknown = undefined;
+  attempts = 1;
+  #previousDelay: number | undefined = undefined;
+
+  constructor(
+    readonly fn: (context: RetryContext) => T | PromiseLike<T>,
+    readonly plan: Plan,
+    readonly scope: ScopeNode,
+  ) {}
+
+  /**
+   * Runs attempt 1 without an async frame (the success path stays cheap);
+   * only a failure enters the retry loop.
+   */
+  run(): T | PromiseLike<T> {
+    let result: T | PromiseLike<T>;
+    try {
+      result = this.#attempt(1);
+    } catch (error) {
+      return this.#retryLoop(error, 1);
+    }
+    const budget = this.plan.budget;
+    if (!isPromiseLike(result)) {
+      budget?.recordSuccess();
+      return result;
+    }
+    return Promise.resolve(result).then(
+      budget === undefined ? undefined : (value) => (budget.recordSuccess(), value),
+      (error: unknown) => this.#retryLoop(error, 1),
+    );
+  }
+
+  /** From a failed attempt on: decide, wait, try again — until success or a reason to stop. */
+  async #retryLoop(error: unknown, failedAttempt: number): Promise<T> {
+    for (let attempt = failedAttempt + 1; ; attempt++) {
+      await this.#beforeRetry(error, attempt - 1);
+      this.attempts = attempt;
+      try {
+        const value = await this.#attempt(attempt);
+        this.plan.budget?.recordSuccess();
+        return value;
+      } catch (caught) {
+        error = caught;
+      }
+    }
+  }
+
+  /** Handles attempt `attempt`'s failure: throws to stop the loop, else waits the delay. */
+  async #beforeRetry(error: unknown, attempt: number): Promise<void> {
+    const { plan, scope } = this;
+    // The operation scope (or anything above it) was cancelled: never retried.
+    if (scope._aborted) throw scope._reason;
+    this.failed = true;
+    this.lastError = error;
+    const retryable = plan.shouldRetry === undefined || (await plan.shouldRetry(error, { attempt }));
+    this.#throwIfCancelled();
+    if (!retryable) throw error;
+    plan.budget?.recordFailure();
+    if (attempt >= plan.maxAttempts) throw error;
+    if (plan.budget !== undefined && !plan.budget.canRetry()) {
+      (plan.budget as Partial<RetryBudget>)._noteThrottled?.();
+      throw error;
+    }
+    const delayMs = this.#delayFor(error, attempt);
+    scope._expireIfDue();
+    this.#throwIfCancelled();
+    const remaining = scope.remaining();
+    if (delayMs >= remaining) throw this.#gaveUp(error, delayMs, remaining);
+    if (plan.onRetry !== undefined) await plan.onRetry({ error, attempt, delayMs });
+    await safeSleep(delayMs);
+  }
+
+  /** Stops the loop once the operation scope is cancelled (its promise has already rejected). */
+  #throwIfCancelled(): void {
+    if (this.scope._aborted) throw this.scope._reason;
+  }
+
+  /** Runs one attempt: inline in the operation scope, or in its own child scope when `attemptTimeout` is set. */
+  #attempt(attempt: number): T | PromiseLike<T> {
+    const { fn, scope } = this;
+    const attemptTimeout = this.plan.attemptTimeout;
+    if (attemptTimeout === undefined) return fn(new Attempt(attempt, scope));
+    const name = `${scope.name} attempt ${String(attempt)}`;
+    const deadline = scope._clock.now() + attemptTimeout;
+    const child = new ScopeNode({ name, clock: scope._clock, parent: scope, deadline, timeoutMs: attemptTimeout, signal: undefined });
+    return runScoped(child, (s) => fn(new Attempt(attempt, s)));
+  }
+
+  /** The server's `retryAfter`, else the backoff delay — capped by `maxMs`. */
+  #delayFor(error: unknown, attempt: number): number {
+    const { plan } = this;
+    const asked = plan.retryAfter?.(error);
+    const delayMs = asked === undefined ? plan.delay(attempt, this.#previousDelay) : asked;
+    assertDuration(asked === undefined ? 'backoff(attempt)' : 'retryAfter(error)', delayMs);
+    return (this.#previousDelay = Math.min(delayMs, plan.maxMs));
+  }
+
+  /** The error for giving up before a wait that would pass the deadline. */
+  #gaveUp(error: unknown, delayMs: number, remaining: number): TimeoutError {
+    const owner = this.scope._deadlineOwner;
+    return new TimeoutError(
+      `Retry "${this.scope.name}" gave up after ${String(this.attempts)} attempt(s): waiting ${String(delayMs)} ms ` +
+        `would pass the deadline of scope "${owner.name}" (${String(remaining)} ms left)`,
+      { scopeName: owner.name, timeoutMs: owner._timeoutMs, cause: error },
+    );
+  }
+
+  /** The retry's own deadline passed: its TimeoutError, with the last failure as `cause`. */
+  timedOut(error: unknown): never {
+    const { scope } = this;
+    if (!(scope._timedOut && error === scope._reason && this.failed)) throw error;
+    throw new TimeoutError(
+      `Retry "${scope.name}" timed out after ${String(scope._timeoutMs)} ms (${String(this.attempts)} attempt(s))`,
+      { scopeName: scope.name, timeoutMs: scope._timeoutMs, cause: this.lastError },
+    );
+  }
+}
+
+/**
+ * Calls `fn({ attempt, signal })` until it succeeds, up to `maxAttempts`
+ * times, waiting a {@link backoff} delay between attempts.
+ *
+ * - The whole operation runs in one scope (`timeout`, `signal`, child of the
+ *   ambient scope): `fn`, its nested loopsafe calls and the waits all stop at
+ *   its deadline. With `attemptTimeout`, each attempt runs in its own child
+ *   scope; an attempt that ignores its signal cannot stall the loop.
+ * - Never retries an outside cancellation: when `signal` aborts or an
+ *   enclosing scope ends, rejects at once with that reason (`===`).
+ * - Gives up at once, rather than sleeping into the deadline, when the next
+ *   wait would pass it: rejects with a {@link TimeoutError} naming the scope
+ *   whose deadline it is, the last attempt's error as `cause`.
+ * - When `timeout` passes, rejects with a {@link TimeoutError} whose `cause` is
+ *   the last failed attempt's error (the scope's own error, as the attempt's
+ *   signal saw it, if no attempt had failed yet).
+ * - Otherwise rejects with the last attempt's error itself (`===`), whatever
+ *   was thrown — non-`Error` values are retried by the same rules.
+ *
+ * @param fn - The operation; receives `{ attempt, signal }`.
+ * @param options - `maxAttempts`, `backoff`, `timeout`, `attemptTimeout`, `shouldRetry`, `onRetry`,
+ *   `retryAfter`, `budget`, `signal`, `clock`, `name`.
+ * @returns `fn`'s first successful result.
+ * @throws the last attempt's error, the caller's or an enclosing scope's reason, or a {@link TimeoutError} (rejection).
+ * @throws `TypeError`/`RangeError` (synchronously) for a bad `fn` or option.
+ * @category Backoff and retry
+ * @example
+ * ```ts
+ * import { retry, parseRetryAfter } from 'loopsafe';
+ *
+ * let calls = 0;
+ * const flaky = async ({ attempt }: { attempt: number }) => {
+ *   calls++;
+ *   if (attempt < 3) throw Object.assign(new Error('503'), { retryAfter: '0' });
+ *   return 'ok';
+ * };
+ * const result = await retry(flaky, {
+ *   maxAttempts: 5,
+ *   timeout: 2_000,
+ *   attemptTimeout: 500,
+ *   backoff: { initialMs: 5, maxMs: 50 },
+ *   retryAfter: (error) => parseRetryAfter((error as { retryAfter?: string }).retryAfter),
+ *   onRetry: ({ attempt, delayMs }) => console.log(`attempt ${attempt} failed; next in ${delayMs} ms`),
+ * });
+ * console.log(result, calls); // 'ok' 3
+ * ```
+ */
+export function retry<T>(fn: (context: RetryContext) => T | PromiseLike<T>, options?: RetryOptions): Promise<Awaited<T>> {
+  assertFunction('fn', fn);
+  const plan = readPlan(options);
+  const parent = ambient.getStore();
+  const clock = options?.clock ?? parent?._clock ?? systemClock;
+  const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+  const name = options?.name ?? (fn.name || 'retry');
+  const scope = new ScopeNode({ name, clock, parent, deadline: clock.now() + timeout, timeoutMs: timeout, signal: options?.signal });
+  const loop = new RetryLoop(fn, plan, scope);
+  const outcome = runScoped(scope, () => loop.run()) as Promise<Awaited<T>>;
+  // Without a timeout of its own, the scope can never time out: skip the handler.
+  return timeout === Number.POSITIVE_INFINITY ? outcome : outcome.then(undefined, (error: unknown) => loop.timedOut(error));
+}

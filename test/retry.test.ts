@@ -1,0 +1,411 @@
+import { describe, expect, it } from 'vitest';
+import { backoff } from '../src/backoff.js';
+import { TimeoutError } from '../src/errors.js';
+import { retry, type RetryContext, type RetryEvent } from '../src/retry.js';
+import { parseRetryAfter } from '../src/retry-after.js';
+import { currentScope, pendingScopes, withTimeout } from '../src/scope.js';
+import { safeSleep } from '../src/sleep.js';
+import { abortListenerCount } from '../src/testing/leaks.js';
+import { createManualClock, type ManualClock } from '../src/testing/manual-clock.js';
+import { flush, observe, trackUnhandledRejections, type Outcome } from './fixtures/observe.js';
+
+/** Exact delays: 100, 200, 400… ms. */
+const exact = backoff({ initialMs: 100, maxMs: 10_000, jitter: 'none' });
+
+function reasonOf(outcome: Outcome<unknown>): unknown {
+  expect(outcome.status).toBe('rejected');
+  return (outcome as { reason: unknown }).reason;
+}
+
+/** An operation that fails with the given values in turn, then succeeds with 'ok'. */
+function failing(...errors: unknown[]): { fn: (context: RetryContext) => Promise<string>; calls: RetryContext[] } {
+  const calls: RetryContext[] = [];
+  const fn = (context: RetryContext): Promise<string> => {
+    calls.push(context);
+    const index = calls.length - 1;
+    return index < errors.length ? Promise.reject(errors[index]) : Promise.resolve('ok');
+  };
+  return { fn, calls };
+}
+
+/** Lets the loop reach its next wait, then runs every timer until none is left. */
+async function runAll(clock: ManualClock): Promise<void> {
+  await clock.flush();
+  await clock.runAll();
+}
+
+/** No timer left, no scope open. */
+function clean(clock: ManualClock): void {
+  expect(clock.pendingTimers).toBe(0);
+  expect(pendingScopes()).toEqual([]);
+}
+
+/**
+ * Hung upstreams that ignore their signal. A retry cut by a deadline settles
+ * without them; `release()` finally rejects them all, so their scopes close
+ * (and their late rejections must be absorbed).
+ */
+function hangs(): { next: <T = never>() => Promise<T>; release: () => Promise<void> } {
+  const rejects: ((reason: unknown) => void)[] = [];
+  return {
+    next: <T,>() => new Promise<T>((_, reject) => void rejects.push(reject)),
+    release: async () => {
+      for (const reject of rejects.splice(0)) reject(new Error('late'));
+      await flush();
+    },
+  };
+}
+
+describe('retry()', () => {
+  it('returns the first success without waiting, and leaves nothing behind', async () => {
+    const clock = createManualClock();
+    const { fn, calls } = failing();
+    await expect(retry(fn, { clock })).resolves.toBe('ok');
+    expect(calls.map((c) => c.attempt)).toEqual([1]);
+    expect(calls[0]?.signal.aborted).toBe(false);
+    expect(clock.now()).toBe(0);
+    clean(clock);
+  });
+
+  it('leaves no listener on a long-lived signal after thousands of calls', async () => {
+    const clock = createManualClock();
+    const controller = new AbortController();
+    for (let i = 0; i < 2_000; i++) await retry(() => Promise.resolve(i), { clock, signal: controller.signal, attemptTimeout: 1_000 });
+    expect(abortListenerCount(controller.signal)).toBe(0);
+    clean(clock);
+  });
+
+  it('counts attempts from 1 and waits the backoff delay between them', async () => {
+    const clock = createManualClock();
+    const { fn, calls } = failing(new Error('a'), new Error('b'));
+    const events: RetryEvent[] = [];
+    const run = observe(retry(fn, { clock, backoff: exact, onRetry: (event) => void events.push(event) }));
+    await clock.advance(99);
+    expect(calls).toHaveLength(1);
+    await clock.advance(1);
+    expect(calls).toHaveLength(2);
+    await clock.advance(200);
+    expect(run.outcome).toEqual({ status: 'fulfilled', value: 'ok' });
+    expect(calls.map((c) => c.attempt)).toEqual([1, 2, 3]);
+    expect(events.map(({ attempt, delayMs }) => [attempt, delayMs])).toEqual([[1, 100], [2, 200]]);
+    expect((events[1]?.error as Error).message).toBe('b');
+    clean(clock);
+  });
+
+  it('rejects with the last attempt’s error itself after maxAttempts (default 3)', async () => {
+    const clock = createManualClock();
+    const errors = [new Error('1'), new Error('2'), new Error('3'), new Error('4')];
+    const { fn, calls } = failing(...errors);
+    const run = observe(retry(fn, { clock, backoff: exact }));
+    await runAll(clock);
+    expect(reasonOf(run.outcome)).toBe(errors[2]);
+    expect(calls).toHaveLength(3);
+    clean(clock);
+
+    const once = failing(...errors);
+    await expect(retry(once.fn, { clock, maxAttempts: 1 })).rejects.toBe(errors[0]);
+    expect(once.calls).toHaveLength(1);
+  });
+
+  it('retries thrown non-Error values by the same rules and rejects with the value itself', async () => {
+    const clock = createManualClock();
+    const thrown = ['a string', undefined, { code: 503 }];
+    const { fn, calls } = failing(...thrown);
+    const seen: unknown[] = [];
+    const run = observe(retry(fn, { clock, backoff: exact, shouldRetry: (error) => (seen.push(error), true) }));
+    await runAll(clock);
+    expect(reasonOf(run.outcome)).toBe(thrown[2]);
+    expect(seen).toEqual(thrown);
+    expect(calls).toHaveLength(3);
+
+    // A synchronous throw of undefined is an attempt's failure too, not a success.
+    let attempts = 0;
+    const sync = observe(retry(() => { attempts++; throw undefined; }, { clock, backoff: exact }));
+    await runAll(clock);
+    expect(sync.outcome).toEqual({ status: 'rejected', reason: undefined });
+    expect(attempts).toBe(3);
+  });
+
+  it('stops when shouldRetry says no, passing it the error and the attempt', async () => {
+    const clock = createManualClock();
+    const fatal = new Error('400');
+    const { fn, calls } = failing(new Error('503'), fatal);
+    const asked: [string, number][] = [];
+    const run = observe(retry(fn, {
+      clock, backoff: exact, maxAttempts: 5,
+      shouldRetry: async (error, { attempt }) => {
+        asked.push([(error as Error).message, attempt]);
+        await Promise.resolve();
+        return error !== fatal;
+      },
+    }));
+    await runAll(clock);
+    expect(reasonOf(run.outcome)).toBe(fatal);
+    expect(calls).toHaveLength(2);
+    expect(asked).toEqual([['503', 1], ['400', 2]]);
+  });
+
+  it('never retries the caller’s abort: rejects at once with its reason (attempts = 1)', async () => {
+    const clock = createManualClock();
+    const controller = new AbortController();
+    const reason = new Error('client went away');
+    const calls: RetryContext[] = [];
+    const hung = hangs();
+    const run = observe(retry((context) => (calls.push(context), hung.next()), { clock, signal: controller.signal, maxAttempts: 5 }));
+    await clock.advance(50);
+    controller.abort(reason);
+    await flush();
+    expect(reasonOf(run.outcome)).toBe(reason);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.signal.reason).toBe(reason);
+    await runAll(clock);
+    expect(calls).toHaveLength(1);
+    expect(abortListenerCount(controller.signal)).toBe(0);
+    expect(pendingScopes().map((s) => [s.name, s.overdue])).toEqual([['retry', true]]); // the hung attempt, reported
+    await hung.release();
+    expect(calls).toHaveLength(1); // its late failure is not retried
+    clean(clock);
+  });
+
+  it('does not retry an attempt that fails because the caller aborted, nor start one after', async () => {
+    const clock = createManualClock();
+    const controller = new AbortController();
+    const reason = { why: 'not an Error' };
+    let attempts = 0;
+    // The attempt honours its signal and rejects with an error of its own: still an outside cancellation.
+    const fn = ({ signal }: RetryContext) => {
+      attempts++;
+      return new Promise((_, reject) => {
+        signal.addEventListener('abort', () => {
+          reject(new Error('aborted'));
+        });
+      });
+    };
+    const run = observe(retry(fn, { clock, signal: controller.signal, maxAttempts: 5 }));
+    controller.abort(reason);
+    await runAll(clock);
+    expect(reasonOf(run.outcome)).toBe(reason);
+    expect(attempts).toBe(1);
+
+    const born = observe(retry(fn, { clock, signal: controller.signal }));
+    await flush();
+    expect(reasonOf(born.outcome)).toBe(reason);
+    expect(attempts).toBe(1);
+  });
+
+  it('stops waiting between attempts when the caller aborts', async () => {
+    const clock = createManualClock();
+    const controller = new AbortController();
+    const { fn, calls } = failing(new Error('503'));
+    const run = observe(retry(fn, { clock, backoff: exact, signal: controller.signal }));
+    await clock.advance(50);
+    controller.abort('stop');
+    await flush();
+    expect(reasonOf(run.outcome)).toBe('stop');
+    await runAll(clock);
+    expect(calls).toHaveLength(1);
+    clean(clock);
+  });
+
+  it('cuts an attempt at attemptTimeout, aborting its signal, and retries with a fresh one', async () => {
+    const clock = createManualClock();
+    const contexts: RetryContext[] = [];
+    const events: RetryEvent[] = [];
+    const hung = hangs();
+    const fn = (context: RetryContext) => {
+      contexts.push(context);
+      expect(context.signal.aborted).toBe(false); // read it, ignore it: the hung upstream
+      return context.attempt === 1 ? hung.next<string>() : Promise.resolve('second time lucky');
+    };
+    const run = observe(retry(fn, { clock, attemptTimeout: 100, backoff: exact, name: 'fetch', onRetry: (e) => void events.push(e) }));
+    await clock.advance(100);
+    const first = contexts[0]?.signal;
+    expect(first?.aborted).toBe(true);
+    expect(first?.reason).toBeInstanceOf(TimeoutError);
+    expect((first?.reason as TimeoutError).scopeName).toBe('fetch attempt 1');
+    expect(events[0]?.error).toBe(first?.reason);
+    expect(run.outcome.status).toBe('pending');
+    await clock.advance(100);
+    expect(run.outcome).toEqual({ status: 'fulfilled', value: 'second time lucky' });
+    expect(contexts[1]?.signal.aborted).toBe(false);
+    expect(contexts[1]?.signal).not.toBe(first);
+    await hung.release();
+    expect(contexts).toHaveLength(2);
+    clean(clock);
+  });
+
+  it('clamps attemptTimeout to what remains, and times out with the last error as cause', async () => {
+    const clock = createManualClock();
+    const contexts: RetryContext[] = [];
+    const hung = hangs();
+    const fn = (context: RetryContext) => (contexts.push(context), hung.next());
+    const run = observe(retry(fn, { clock, timeout: 150, attemptTimeout: 100, backoff: () => 10, name: 'op', maxAttempts: 9 }));
+    await clock.advance(110); // attempt 1 cut at 100, attempt 2 starts at 110 with 40 ms left
+    expect(contexts).toHaveLength(2);
+    await clock.advance(40);
+    const error = reasonOf(run.outcome) as TimeoutError;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect([error.scopeName, error.timeoutMs]).toEqual(['op', 150]);
+    expect(error.cause).toBe(contexts[0]?.signal.reason); // attempt 1's own TimeoutError
+    expect((contexts[1]?.signal.reason as TimeoutError).scopeName).toBe('op'); // attempt 2 was cut by the whole timeout
+    await hung.release();
+    expect(contexts).toHaveLength(2);
+    clean(clock);
+  });
+
+  it('times out with the scope’s own TimeoutError when no attempt has failed yet', async () => {
+    const clock = createManualClock();
+    let signal: AbortSignal | undefined;
+    const hung = hangs();
+    const run = observe(retry((context) => ((signal = context.signal), hung.next()), { clock, timeout: 100 }));
+    await clock.advance(100);
+    const error = reasonOf(run.outcome) as TimeoutError;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error).toBe(signal?.reason);
+    expect(error.cause).toBeUndefined();
+    await hung.release();
+    clean(clock);
+  });
+
+  it('gives up at once when the next delay would pass the deadline', async () => {
+    const clock = createManualClock();
+    const errors = [new Error('1'), new Error('2'), new Error('3')];
+    const { fn, calls } = failing(...errors);
+    const events: RetryEvent[] = [];
+    const run = observe(retry(fn, {
+      clock, timeout: 500, backoff: backoff({ initialMs: 200, jitter: 'none' }), maxAttempts: 9, name: 'op',
+      onRetry: (event) => void events.push(event),
+    }));
+    await clock.advance(200); // attempt 2 fails at 200; the next delay (400) would end at 600 > 500
+    const error = reasonOf(run.outcome) as TimeoutError;
+    expect(clock.now()).toBe(200);
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.scopeName).toBe('op');
+    expect(error.cause).toBe(errors[1]);
+    expect(error.message).toMatch(/gave up after 2 attempt\(s\): waiting 400 ms would pass the deadline of scope "op" \(300 ms left\)/);
+    expect(calls).toHaveLength(2);
+    expect(events).toHaveLength(1);
+    clean(clock);
+  });
+
+  it('is bounded by the ambient deadline: never retries it, and gives up before crossing it', async () => {
+    const clock = createManualClock();
+    // Hung attempts: the enclosing scope's TimeoutError ends the loop (===), not retried.
+    let attempts = 0;
+    let inside: unknown;
+    const hung = hangs();
+    const outer = observe(withTimeout(250, async () => {
+      try {
+        await retry(() => (attempts++, hung.next()), { maxAttempts: Number.POSITIVE_INFINITY });
+      } catch (error) {
+        inside = error;
+      }
+    }, { clock, name: 'request' }));
+    await clock.advance(250);
+    const expired = reasonOf(outer.outcome) as TimeoutError;
+    expect(expired.scopeName).toBe('request');
+    expect(inside).toBe(expired);
+    await hung.release();
+    expect(attempts).toBe(1);
+
+    // Failing attempts: gives up when the delay would cross the request's deadline.
+    const { fn, calls } = failing(new Error('1'), new Error('2'), new Error('3'));
+    const gaveUp = observe(withTimeout(250, () => retry(fn, { backoff: exact, maxAttempts: 9 }), { clock, name: 'request' }));
+    await clock.advance(100);
+    const error = reasonOf(gaveUp.outcome) as TimeoutError;
+    expect(error.scopeName).toBe('request');
+    expect((error.cause as Error).message).toBe('2');
+    expect(calls).toHaveLength(2);
+    clean(clock);
+  });
+
+  it('honours Retry-After instead of the backoff, capped by maxMs', async () => {
+    const clock = createManualClock();
+    const withHeader = (header: string) => Object.assign(new Error('429'), { header });
+    const { fn } = failing(withHeader('5'), withHeader('120'), new Error('no header'));
+    const delays: number[] = [];
+    const run = observe(retry(fn, {
+      clock, maxAttempts: 4, backoff: backoff({ initialMs: 100, maxMs: 10_000, jitter: 'none' }),
+      retryAfter: (error) => parseRetryAfter((error as { header?: string }).header),
+      onRetry: ({ delayMs }) => void delays.push(delayMs),
+    }));
+    await runAll(clock);
+    expect(run.outcome).toEqual({ status: 'fulfilled', value: 'ok' });
+    expect(delays).toEqual([5_000, 10_000, 400]);
+    expect(clock.now()).toBe(15_400);
+  });
+
+  it('gives up at once when Retry-After asks for more than the deadline allows', async () => {
+    const clock = createManualClock();
+    const error = new Error('503');
+    const run = observe(retry(() => Promise.reject(error), { clock, timeout: 3_000, retryAfter: () => 5_000 }));
+    await flush();
+    const reason = reasonOf(run.outcome) as TimeoutError;
+    expect(reason).toBeInstanceOf(TimeoutError);
+    expect(reason.cause).toBe(error);
+    expect(clock.now()).toBe(0);
+    clean(clock);
+  });
+
+  it('feeds the previous delay to the backoff function', async () => {
+    const clock = createManualClock();
+    const seen: [number, number | undefined][] = [];
+    const { fn } = failing(new Error('1'), new Error('2'));
+    const run = observe(retry(fn, { clock, backoff: (attempt, previousMs) => (seen.push([attempt, previousMs]), attempt * 7) }));
+    await runAll(clock);
+    expect(run.outcome.status).toBe('fulfilled');
+    expect(seen).toEqual([[1, undefined], [2, 7]]);
+  });
+
+  it('runs each attempt in the retry’s scope, so nested calls see its deadline', async () => {
+    const clock = createManualClock();
+    const names: (string | undefined)[] = [];
+    const run = observe(retry(async () => {
+      names.push(currentScope()?.name);
+      await safeSleep(1_000); // stops at the retry's deadline
+      return 'late';
+    }, { clock, timeout: 50, name: 'lookup', maxAttempts: 1 }));
+    await clock.advance(50);
+    expect((reasonOf(run.outcome) as TimeoutError).scopeName).toBe('lookup');
+    expect(names).toEqual(['lookup']);
+    clean(clock);
+  });
+
+  it('rejects with what a hook threw, or a RangeError for a bad delay, without an unhandled rejection', async () => {
+    const clock = createManualClock();
+    const tracker = trackUnhandledRejections();
+    const hookError = new Error('hook');
+    const cases = [
+      { shouldRetry: () => { throw hookError; } },
+      { onRetry: () => Promise.reject(hookError) },
+      { retryAfter: () => { throw hookError; } },
+    ];
+    for (const options of cases) {
+      const run = observe(retry(() => Promise.reject(new Error('x')), { clock, ...options }));
+      await runAll(clock);
+      expect(reasonOf(run.outcome)).toBe(hookError);
+    }
+    const bad = observe(retry(() => Promise.reject(new Error('x')), { clock, backoff: () => Number.NaN }));
+    await runAll(clock);
+    expect(reasonOf(bad.outcome)).toBeInstanceOf(RangeError);
+    await flush();
+    tracker.stop();
+    expect(tracker.reasons).toEqual([]);
+    clean(clock);
+  });
+
+  it('validates its arguments synchronously', () => {
+    const ok = () => 1;
+    expect(() => retry('nope' as never)).toThrow(/`fn`/);
+    expect(() => retry(ok, { maxAttempts: 0 })).toThrow(/`maxAttempts`.*0/);
+    expect(() => retry(ok, { maxAttempts: 2.5 })).toThrow(RangeError);
+    expect(() => retry(ok, { maxAttempts: '3' as never })).toThrow(TypeError);
+    expect(() => retry(ok, { timeout: -1 })).toThrow(/`timeout`/);
+    expect(() => retry(ok, { attemptTimeout: Number.NaN })).toThrow(/`attemptTimeout`/);
+    expect(() => retry(ok, { backoff: { initialMs: -5 } })).toThrow(/`initialMs`/);
+    expect(() => retry(ok, { shouldRetry: true as never })).toThrow(/`shouldRetry`/);
+    expect(() => retry(ok, { budget: {} as never })).toThrow(/`budget`/);
+    expect(() => retry(ok, { signal: {} as never })).toThrow(/`signal`/);
+    expect(() => retry(ok, { retries: 3 } as never)).toThrow(/Unknown option `retries`/);
+  });
+});
