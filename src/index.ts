@@ -8,6 +8,7 @@
 export { MAX_TIMER_DELAY_MS, systemClock, type Clock } from './clock.js';
 export { GatherError, isAbortError, isTimeoutError, TimeoutError, type TimeoutErrorOptions } from './errors.js';
 export {
+  captureScopeStacks,
   currentScope,
   currentSignal,
   pendingScopes,

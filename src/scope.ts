@@ -6,11 +6,12 @@
  */
 import { systemClock, type Clock } from './clock.js';
 import { runScoped } from './internal/run-scoped.js';
-import { ambient, openScopes, overdueScopes, ScopeNode } from './internal/scope-node.js';
+import { ambient, openScopes, overdueScopes, ScopeNode, stackCapture } from './internal/scope-node.js';
 import {
   assertClock,
   assertDuration,
   assertFunction,
+  assertOptionalBoolean,
   assertOptionalString,
   assertOptions,
   assertSignal,
@@ -326,6 +327,37 @@ export interface PendingScope {
   readonly parent: string | undefined;
   /** The live scope, for deeper inspection. */
   readonly scope: Scope;
+  /** Where the scope was opened: only while {@link captureScopeStacks} is on when it opened. */
+  readonly stack: string | undefined;
+}
+
+/**
+ * Turns on (or off) recording where each new scope is opened, so
+ * {@link pendingScopes} — and the stall watchdog built on it — can say which
+ * code opened a stuck scope. Off by default: it costs a stack capture (a few
+ * microseconds) per scope. Scopes opened while it was off have no stack.
+ *
+ * @param enabled - Record stacks for scopes opened from now on. @defaultValue `true`
+ * @returns Whether it was on before.
+ * @throws `TypeError` for a non-boolean `enabled`.
+ * @category Diagnostics
+ * @example
+ * ```ts
+ * import { captureScopeStacks, pendingScopes, withTimeout } from 'loopsafe';
+ *
+ * const before = captureScopeStacks(true);
+ * await withTimeout(1_000, async () => {
+ *   const mine = pendingScopes().find((s) => s.name === 'audit');
+ *   console.log(mine?.stack?.includes('withTimeout')); // true
+ * }, { name: 'audit' });
+ * captureScopeStacks(before);
+ * ```
+ */
+export function captureScopeStacks(enabled = true): boolean {
+  assertOptionalBoolean('enabled', enabled);
+  const previous = stackCapture.enabled;
+  stackCapture.enabled = enabled;
+  return previous;
 }
 
 /**
@@ -342,9 +374,10 @@ export interface PendingScope {
  * import { pendingScopes, withTimeout } from 'loopsafe';
  *
  * await withTimeout(1_000, async () => {
- *   console.log(pendingScopes().map((s) => s.name)); // ['checkout']
+ *   const mine = pendingScopes().find((s) => s.name === 'checkout');
+ *   console.log(mine?.overdue, mine?.parent); // false undefined
  * }, { name: 'checkout' });
- * console.log(pendingScopes().length); // 0
+ * console.log(pendingScopes().some((s) => s.name === 'checkout')); // false
  * ```
  */
 export function pendingScopes(): PendingScope[] {
@@ -363,6 +396,7 @@ export function pendingScopes(): PendingScope[] {
       overdue: scope._aborted || scope.expired,
       parent: scope.parent?.name,
       scope,
+      stack: scope._origin?.stack,
     });
   }
   return list;

@@ -7,6 +7,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { inspect } from 'node:util';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -66,6 +67,21 @@ function localise(code: string): string {
   return `${code.replaceAll("from 'loopsafe/testing'", `from '${testing}'`).replaceAll("from 'loopsafe'", `from '${index}'`)}\nexport {};\n`;
 }
 
+/** `console.log(…); // expected` lines, with their 1-based line numbers. */
+function expectedOutputs(code: string): { line: number; expected: string }[] {
+  return code.split('\n').flatMap((text, index) => {
+    const match = /console\.log\(.*\);\s*\/\/\s*(.+)$/.exec(text);
+    return match?.[1] === undefined ? [] : [{ line: index + 1, expected: match[1] }];
+  });
+}
+
+/** The output matches the comment's start (the rest may explain it), spacing aside. */
+function sameOutput(actual: string, expected: string): boolean {
+  const squash = (text: string): string => text.replace(/\s+/g, '').replaceAll('"', "'");
+  const head = squash(expected.split(/,\s|\s\(|:\s/)[0] ?? '');
+  return squash(actual).startsWith(head) && head.length > 0;
+}
+
 const examples = collect();
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
@@ -83,11 +99,22 @@ describe('documentation examples', () => {
     async (_name, example) => {
       const file = join(outDir, `${example.source.replace(/[^\w]+/g, '_')}_${String(example.index)}.ts`);
       writeFileSync(file, localise(example.code));
-      const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+      // Record what each line logs, to hold the `console.log(x); // expected` comments to it.
+      const logged = new Map<number, string[]>();
+      const log = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+        const frame = (new Error().stack ?? '').split('\n').find((line) => line.includes(file));
+        const line = Number(/:(\d+):\d+\)?$/.exec(frame ?? '')?.[1]);
+        const text = args.map((arg) => (typeof arg === 'string' ? `'${arg}'` : inspect(arg))).join(' ');
+        logged.set(line, [...(logged.get(line) ?? []), text]);
+      });
       try {
         await import(pathToFileURL(file).href);
       } finally {
         log.mockRestore();
+      }
+      for (const { line, expected } of expectedOutputs(example.code)) {
+        const seen = logged.get(line) ?? [];
+        expect({ line, output: seen.some((text) => sameOutput(text, expected)) ? expected : seen }).toEqual({ line, output: expected });
       }
     },
     5_000,

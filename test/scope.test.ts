@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { TimeoutError } from '../src/errors.js';
-import { currentScope, currentSignal, pendingScopes, timeoutContext, withDeadline, withTimeout, type Scope } from '../src/scope.js';
+import { captureScopeStacks, currentScope, currentSignal, pendingScopes, timeoutContext, withDeadline, withTimeout, type Scope } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
 import { abortListenerCount, createManualClock } from '../src/testing.js';
 import { never, observe } from './fixtures/observe.js';
@@ -490,6 +490,26 @@ describe('pendingScopes()', () => {
     // 'request' settled (its inner call rejected); 'zombie' ignored cancellation and still runs.
     expect(mine().map((s) => [s.name, s.overdue])).toEqual([['zombie', true]]);
     expect(hung).toBeInstanceOf(Promise);
+  });
+
+  it('records where a scope was opened only while stack capture is on', async () => {
+    const clock = createManualClock();
+    expect(captureScopeStacks(true)).toBe(false);
+    let withStack: string | undefined;
+    let withoutStack: string | undefined = 'unset';
+    try {
+      await withTimeout(100, function openedHere() {
+        withStack = pendingScopes().find((s) => s.name === 'openedHere')?.stack;
+      }, { clock });
+    } finally {
+      expect(captureScopeStacks(false)).toBe(true);
+    }
+    await withTimeout(100, function openedThere() {
+      withoutStack = pendingScopes().find((s) => s.name === 'openedThere')?.stack;
+    }, { clock });
+    expect(withStack).toContain('scope.test.ts');
+    expect(withoutStack).toBeUndefined();
+    expect(() => captureScopeStacks('yes' as never)).toThrow(/`enabled`/);
   });
 
   it('does not keep a zombie that can never settle alive', async () => {

@@ -22,6 +22,9 @@ export const openScopes = new Set<ScopeNode>();
  * registry must not be what keeps it alive.
  */
 export const overdueScopes = new Set<WeakRef<ScopeNode>>();
+/** Whether new scopes record where they were opened (costs a stack capture per scope). */
+export const stackCapture = { enabled: false };
+
 const forgetOverdue = new FinalizationRegistry<WeakRef<ScopeNode>>((ref) => overdueScopes.delete(ref));
 
 export interface ScopeInit {
@@ -59,6 +62,8 @@ export class ScopeNode extends CancelNode implements ParentNode {
   _onAbort: ((reason: unknown) => void) | undefined = undefined;
   #children: Set<CancelNode> | undefined = undefined;
   #overdueRef: WeakRef<ScopeNode> | undefined = undefined;
+  /** Where the scope was opened, when stack capture is on (formatted lazily by V8). */
+  readonly _origin: { readonly stack?: string } | undefined;
   #controller: AbortController | undefined = undefined;
 
   constructor(init: ScopeInit) {
@@ -70,6 +75,13 @@ export class ScopeNode extends CancelNode implements ParentNode {
     this._timeoutMs = init.timeoutMs;
     this.#outsideSignal = init.signal;
     this._timerAt = init.deadline;
+    if (stackCapture.enabled) {
+      const origin: { stack?: string } = {};
+      Error.captureStackTrace(origin, ScopeNode);
+      this._origin = origin;
+    } else {
+      this._origin = undefined;
+    }
     if (parent !== undefined && parent._clock === clock && parent._deadline <= init.deadline) {
       this._deadline = parent._deadline;
       this._deadlineOwner = parent._deadlineOwner;
