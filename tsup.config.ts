@@ -13,7 +13,7 @@ const entry = { index: 'src/index.ts', testing: 'src/testing.ts' };
  */
 async function wrapEsmAroundCjs(): Promise<void> {
   for (const name of Object.keys(entry)) {
-    const cjs = await import(join(process.cwd(), 'dist', `${name}.cjs`));
+    const cjs: unknown = await import(join(process.cwd(), 'dist', `${name}.cjs`));
     const names = Object.keys(cjs as object).filter((key) => key !== 'default' && key !== '__esModule');
     const body = [
       `// ESM entry: re-exports the CommonJS build so that import and require share one engine.`,

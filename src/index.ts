@@ -34,3 +34,13 @@ export {
 export { retry, type RetryContext, type RetryEvent, type RetryOptions } from './retry.js';
 export { parseRetryAfter } from './retry-after.js';
 export { RetryBudget, type RetryBudgetOptions, type RetryBudgetSnapshot } from './retry-budget.js';
+export {
+  safeGather,
+  safeGatherSettled,
+  type GatherOptions,
+  type GatherResults,
+  type GatherSettledResults,
+  type GatherTask,
+} from './gather.js';
+export { Mutex } from './mutex.js';
+export { Semaphore, type AcquireOptions, type Permit } from './semaphore.js';

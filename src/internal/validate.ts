@@ -30,6 +30,16 @@ export function assertDuration(name: string, value: unknown): asserts value is n
   }
 }
 
+/** A count of concurrent holders: an integer ≥ 1, or `Infinity`. */
+export function assertCount(name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`Expected \`${name}\` to be an integer ≥ 1 or Infinity, got ${describe(value)}`);
+  }
+  if (value !== Number.POSITIVE_INFINITY && !(Number.isInteger(value) && value >= 1)) {
+    throw new RangeError(`Expected \`${name}\` to be an integer ≥ 1 or Infinity, got ${describe(value)}`);
+  }
+}
+
 /** An options bag: undefined, or a plain object whose keys are all known. */
 export function assertOptions(
   fn: string,

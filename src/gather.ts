@@ -1,0 +1,378 @@
+/**
+ * `safeGather` and `safeGatherSettled`: run task functions with bounded
+ * concurrency inside one scope — results in input order, fail-fast sibling
+ * cancellation, and partial results at a deadline.
+ *
+ * @module
+ */
+import { systemClock, type Clock } from './clock.js';
+import { GatherError, rethrowAtCaller } from './errors.js';
+import { runScoped } from './internal/run-scoped.js';
+import { ambient, ScopeNode } from './internal/scope-node.js';
+import {
+  assertClock,
+  assertCount,
+  assertDuration,
+  assertOptionalString,
+  assertOptions,
+  assertSignal,
+  describe,
+} from './internal/validate.js';
+
+/**
+ * One task of a gather: receives a signal that aborts when the task must stop
+ * (a sibling failed, the gather timed out, the caller aborted or an enclosing
+ * deadline passed) and returns a value or a promise.
+ *
+ * @category Primitives
+ */
+export type GatherTask<T = unknown> = (signal: AbortSignal) => T | PromiseLike<T>;
+
+/**
+ * The results of {@link safeGather} for an array or tuple of tasks, in input order.
+ *
+ * @category Primitives
+ */
+export type GatherResults<Tasks extends readonly GatherTask[]> = {
+  -readonly [K in keyof Tasks]: Tasks[K] extends (...args: never[]) => infer R ? Awaited<R> : never;
+};
+
+/**
+ * The results of {@link safeGatherSettled} for an array or tuple of tasks, in input order.
+ *
+ * @category Primitives
+ */
+export type GatherSettledResults<Tasks extends readonly GatherTask[]> = {
+  -readonly [K in keyof Tasks]: PromiseSettledResult<GatherResults<Tasks>[K]>;
+};
+
+/**
+ * Options for {@link safeGather} and {@link safeGatherSettled}.
+ *
+ * @category Primitives
+ */
+export interface GatherOptions {
+  /**
+   * The most tasks running at once: an integer ≥ 1, or `Infinity`.
+   * @defaultValue `Infinity`
+   */
+  concurrency?: number | undefined;
+  /**
+   * Milliseconds for the whole gather (bounded by the ambient deadline too).
+   * @defaultValue `Infinity`
+   */
+  timeout?: number | undefined;
+  /** Aborts the gather and every task; the gather rejects with the signal's reason (`===`). */
+  signal?: AbortSignal | undefined;
+  /**
+   * Names the gather's scope (its {@link TimeoutError}, {@link pendingScopes});
+   * task `i` runs in a scope named `` `${name}[${i}]` ``.
+   * @defaultValue `'safeGather'` / `'safeGatherSettled'`
+   */
+  name?: string | undefined;
+  /** @defaultValue the ambient scope's clock, else {@link systemClock} */
+  clock?: Clock | undefined;
+}
+
+const GATHER_OPTIONS = new Set(['concurrency', 'timeout', 'signal', 'name', 'clock']);
+
+/** Marks a settled-mode entry whose task has not finished. */
+const PENDING = Symbol('pending');
+
+/**
+ * Runs task functions with at most `concurrency` at once and fulfils with
+ * their values in input order.
+ *
+ * - Tasks are pulled from `tasks` lazily, one as another finishes, so a
+ *   generator of a million tasks holds only `concurrency` of them in flight.
+ * - Each task runs in its own child scope of the gather's scope: its `signal`
+ *   aborts when the gather stops it, and the ambient deadline reaches inside.
+ *   (A signal per task, so listeners a task leaves on it die with the task.)
+ * - Fail-fast: the first task to fail aborts every running sibling in the same
+ *   tick (their signals abort with an `AbortError` naming the gather), starts
+ *   no new task, and the gather rejects at once with a {@link GatherError}
+ *   whose `cause` is that failure. Since the gather stops at the first
+ *   failure, `errors` holds the failures observed until then — that one. The
+ *   cancellations the gather causes are never reported as failures. A sibling
+ *   that ignores its signal cannot hold the gather open; its late settlement
+ *   is absorbed.
+ * - A non-function pulled from a lazy iterable, or an iterable that throws,
+ *   stops the gather the same way and rejects with that `TypeError`/error.
+ * - `signal` aborting rejects with its reason (`===`); the gather's own
+ *   `timeout` rejects with its {@link TimeoutError}; either way every task is aborted.
+ *
+ * @param tasks - An iterable of functions `(signal) => value | promise`.
+ * @param options - `concurrency`, `timeout`, `signal`, `name`, `clock`.
+ * @returns The tasks' values, in input order (`[]` for no tasks).
+ * @throws {@link GatherError} (rejection) when a task fails.
+ * @throws {@link TimeoutError} (rejection) at the gather's timeout; the caller's reason when `signal` aborts.
+ * @throws `TypeError`/`RangeError` (synchronously) for a non-iterable, a non-function task in an array, a bad `concurrency` or option.
+ * @category Primitives
+ * @example
+ * ```ts
+ * import { safeGather, safeSleep, GatherError } from 'loopsafe';
+ *
+ * const ids = [1, 2, 3, 4, 5];
+ * const users = await safeGather(
+ *   ids.map((id) => async (signal: AbortSignal) => {
+ *     await safeSleep(5 * (6 - id), { signal });
+ *     return `user-${id}`;
+ *   }),
+ *   { concurrency: 2, timeout: 1_000 },
+ * );
+ * console.log(users); // ['user-1', 'user-2', 'user-3', 'user-4', 'user-5']
+ *
+ * try {
+ *   await safeGather([
+ *     () => safeSleep(60_000), // aborted as soon as its sibling fails
+ *     () => Promise.reject(new Error('db down')),
+ *   ]);
+ * } catch (error) {
+ *   if (error instanceof GatherError) console.log((error.cause as Error).message); // 'db down'
+ * }
+ * ```
+ */
+export function safeGather<const Tasks extends readonly GatherTask[]>(
+  tasks: Tasks,
+  options?: GatherOptions,
+): Promise<GatherResults<Tasks>>;
+export function safeGather<T>(tasks: Iterable<GatherTask<T>>, options?: GatherOptions): Promise<Awaited<T>[]>;
+export function safeGather(tasks: Iterable<GatherTask>, options?: GatherOptions): Promise<unknown[]> {
+  return gather(tasks, options, 'safeGather', false);
+}
+
+/**
+ * Runs task functions like {@link safeGather}, but never rejects because a
+ * task failed: fulfils with one `{ status: 'fulfilled', value }` or
+ * `{ status: 'rejected', reason }` per task, in input order.
+ *
+ * At its own `timeout` it fulfils promptly with what has finished: every
+ * unfinished task is aborted and its entry is `rejected` with the
+ * {@link TimeoutError} — partial results at the deadline. (For an array, tasks
+ * not yet started get that entry too; another iterable is not pulled further,
+ * so its entries stop at the last task pulled.) `signal` aborting, or an
+ * enclosing deadline passing, still rejects with that reason.
+ *
+ * @param tasks - An iterable of functions `(signal) => value | promise`.
+ * @param options - `concurrency`, `timeout`, `signal`, `name`, `clock`.
+ * @returns One settled entry per task, in input order.
+ * @throws the caller's reason (rejection) when `signal` aborts; an enclosing scope's {@link TimeoutError} when its deadline passes.
+ * @throws `TypeError`/`RangeError` (synchronously) for a non-iterable, a non-function task in an array, a bad `concurrency` or option.
+ * @category Primitives
+ * @example
+ * ```ts
+ * import { safeGatherSettled } from 'loopsafe';
+ *
+ * const upstream = (ms: number, value: string) => (signal: AbortSignal) =>
+ *   new Promise<string>((resolve, reject) => {
+ *     const timer = setTimeout(() => resolve(value), ms);
+ *     signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
+ *   });
+ *
+ * const results = await safeGatherSettled(
+ *   [upstream(5, 'prices'), upstream(10_000, 'reviews'), () => Promise.reject(new Error('stock down'))],
+ *   { timeout: 50 },
+ * );
+ * console.log(results.map((r) => r.status)); // ['fulfilled', 'rejected', 'rejected']
+ * console.log(results[1].status === 'rejected' && (results[1].reason as Error).name); // 'TimeoutError'
+ * ```
+ */
+export function safeGatherSettled<const Tasks extends readonly GatherTask[]>(
+  tasks: Tasks,
+  options?: GatherOptions,
+): Promise<GatherSettledResults<Tasks>>;
+export function safeGatherSettled<T>(
+  tasks: Iterable<GatherTask<T>>,
+  options?: GatherOptions,
+): Promise<PromiseSettledResult<Awaited<T>>[]>;
+export function safeGatherSettled(tasks: Iterable<GatherTask>, options?: GatherOptions): Promise<unknown[]> {
+  return gather(tasks, options, 'safeGatherSettled', true);
+}
+
+function gather(tasks: Iterable<GatherTask>, options: GatherOptions | undefined, fnName: string, settled: boolean): Promise<unknown[]> {
+  const isArray = Array.isArray(tasks);
+  if (isArray) {
+    for (let i = 0; i < tasks.length; i++) assertTask(`tasks[${String(i)}]`, tasks[i]);
+  } else if (typeof (tasks as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] !== 'function') {
+    throw new TypeError(`Expected \`tasks\` to be an iterable of functions, got ${describe(tasks)}`);
+  }
+  assertOptions(fnName, options, GATHER_OPTIONS);
+  const concurrency = options?.concurrency ?? Number.POSITIVE_INFINITY;
+  assertCount('concurrency', concurrency);
+  const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+  assertDuration('timeout', timeout);
+  if (options !== undefined) {
+    assertSignal('signal', options.signal);
+    assertClock('clock', options.clock);
+    assertOptionalString('name', options.name);
+  }
+  const iterator = tasks[Symbol.iterator]();
+  const parent = ambient.getStore();
+  const clock = options?.clock ?? parent?._clock ?? systemClock;
+  const scope = new ScopeNode({
+    name: options?.name ?? fnName,
+    clock,
+    parent,
+    deadline: clock.now() + timeout,
+    timeoutMs: timeout,
+    signal: options?.signal,
+  });
+  return new Promise<unknown[]>((resolve, reject) => {
+    const run = new Gather(scope, iterator, concurrency, settled, isArray ? tasks.length : -1, resolve, reject);
+    if (scope._aborted) run._onScopeAbort(scope._reason);
+    else {
+      scope._onAbort = (reason) => {
+        run._onScopeAbort(reason);
+      };
+      run._pump();
+    }
+  }).then(undefined, rethrowAtCaller);
+}
+
+/** One gather in progress: pulls tasks, runs each in a child scope, collects results. */
+class Gather {
+  readonly #scope: ScopeNode;
+  readonly #iterator: Iterator<unknown>;
+  readonly #limit: number;
+  readonly #settled: boolean;
+  /** Number of tasks when the input is an array, else -1. */
+  readonly #length: number;
+  readonly #resolve: (results: unknown[]) => void;
+  readonly #reject: (reason: unknown) => void;
+  readonly #results: unknown[] = [];
+  #active = 0;
+  #exhausted = false;
+  #done = false;
+
+  constructor(
+    scope: ScopeNode,
+    iterator: Iterator<unknown>,
+    limit: number,
+    settled: boolean,
+    length: number,
+    resolve: (results: unknown[]) => void,
+    reject: (reason: unknown) => void,
+  ) {
+    this.#scope = scope;
+    this.#iterator = iterator;
+    this.#limit = limit;
+    this.#settled = settled;
+    this.#length = length;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  /** Starts tasks until the limit is reached or the input runs out; settles when all are done. */
+  _pump(): void {
+    while (!this.#done && !this.#exhausted && this.#active < this.#limit) {
+      let step: IteratorResult<unknown>;
+      try {
+        step = this.#iterator.next();
+      } catch (error) {
+        this.#stop(error);
+        return;
+      }
+      if (step.done === true) {
+        this.#exhausted = true;
+        break;
+      }
+      const task = step.value;
+      if (typeof task !== 'function') {
+        this.#stop(new TypeError(`Expected \`tasks[${String(this.#results.length)}]\` to be a function, got ${describe(task)}`));
+        return;
+      }
+      this.#start(task as GatherTask, this.#results.length);
+    }
+    if (!this.#done && this.#exhausted && this.#active === 0) {
+      this.#end();
+      this.#resolve(this.#results);
+    }
+  }
+
+  #start(task: GatherTask, index: number): void {
+    const parent = this.#scope;
+    this.#results.push(this.#settled ? PENDING : undefined);
+    this.#active++;
+    const scope = new ScopeNode({
+      name: `${parent.name}[${String(index)}]`,
+      clock: parent._clock,
+      parent,
+      deadline: Number.POSITIVE_INFINITY,
+      timeoutMs: Number.POSITIVE_INFINITY,
+      signal: undefined,
+    });
+    runScoped(scope, (s) => task(s.signal)).then(
+      (value) => {
+        this.#onValue(index, value);
+      },
+      (error: unknown) => {
+        this.#onError(index, error);
+      },
+    );
+  }
+
+  #onValue(index: number, value: unknown): void {
+    if (this.#done) return;
+    this.#active--;
+    this.#results[index] = this.#settled ? { status: 'fulfilled', value } : value;
+    this._pump();
+  }
+
+  #onError(index: number, error: unknown): void {
+    // Once the gather is done, every outcome is absorbed: in particular the
+    // cancellations it caused itself never count as failures.
+    if (this.#done) return;
+    this.#active--;
+    if (this.#settled) {
+      this.#results[index] = { status: 'rejected', reason: error };
+      this._pump();
+      return;
+    }
+    this.#stop(new GatherError([error]));
+  }
+
+  /** Fail-fast: aborts every running task at once, starts no new one, rejects with `reason`. */
+  #stop(reason: unknown): void {
+    this.#done = true;
+    const scope = this.#scope;
+    scope._abort(new DOMException(`${scope.name} was cancelled: a sibling task failed`, 'AbortError'));
+    this.#end();
+    this.#reject(reason);
+  }
+
+  /** The gather's scope was aborted from outside (caller signal, own timeout, enclosing scope). */
+  _onScopeAbort(reason: unknown): void {
+    if (this.#done) return; // our own fail-fast abort
+    this.#done = true;
+    this.#end();
+    const scope = this.#scope;
+    if (!this.#settled || !scope._timedOut || reason !== scope._reason) {
+      this.#reject(reason);
+      return;
+    }
+    const results = this.#results;
+    for (let i = 0; i < results.length; i++) {
+      if (results[i] === PENDING) results[i] = { status: 'rejected', reason };
+    }
+    for (let i = results.length; i < this.#length; i++) results.push({ status: 'rejected', reason });
+    this.#resolve(results);
+  }
+
+  /** Leaves the scope and closes the input, before the gather's promise settles. */
+  #end(): void {
+    this.#done = true;
+    this.#scope._exit();
+    if (this.#exhausted) return;
+    try {
+      this.#iterator.return?.();
+    } catch {
+      // A generator that is running (it aborted the gather from inside `next()`) cannot be closed.
+    }
+  }
+}
+
+function assertTask(name: string, value: unknown): void {
+  if (typeof value !== 'function') {
+    throw new TypeError(`Expected \`${name}\` to be a function (signal) => value, got ${describe(value)}`);
+  }
+}
