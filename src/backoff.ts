@@ -72,7 +72,10 @@ export interface Backoff {
  *
  * @category Backoff and retry
  */
-export type BackoffFunction = ((attempt: number, previousMs?: number) => number) & { readonly maxMs?: number };
+export type BackoffFunction = ((attempt: number, previousMs?: number) => number) & {
+  /** The cap applied to every delay, if the function has one. */
+  readonly maxMs?: number;
+};
 
 const BACKOFF_KEYS = ['initialMs', 'maxMs', 'factor', 'jitter', 'random'] as const;
 const BACKOFF_OPTIONS = new Set<string>(BACKOFF_KEYS);

@@ -32,7 +32,9 @@ export interface RetryBudgetOptions {
 export interface RetryBudgetSnapshot {
   /** Tokens in the bucket now. */
   readonly tokens: number;
+  /** The bucket's size. */
   readonly maxTokens: number;
+  /** Tokens a success gives back. */
   readonly tokenRatio: number;
   /** Whether a retry would be allowed now (`tokens > maxTokens / 2`). */
   readonly canRetry: boolean;
@@ -76,7 +78,9 @@ const MILLI = 1000;
  * ```
  */
 export class RetryBudget {
+  /** The bucket's size; retries are allowed while more than half of it is left. */
   readonly maxTokens: number;
+  /** Tokens each successful attempt gives back. */
   readonly tokenRatio: number;
   #milliTokens: number;
   readonly #maxMilli: number;
