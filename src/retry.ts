@@ -7,7 +7,7 @@
  */
 import { backoff, type BackoffFunction, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock } from './clock.js';
-import { TimeoutError } from './errors.js';
+import { rethrowAtCaller, TimeoutError } from './errors.js';
 import { runScoped } from './internal/run-scoped.js';
 import { ambient, ScopeNode } from './internal/scope-node.js';
 import { assertClock, assertDuration, assertFunction, assertOptionalString, assertOptions, assertSignal, describe } from './internal/validate.js';
@@ -153,16 +153,21 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** The context handed to an attempt; its signal is the scope's lazy one. */
+/**
+ * The context handed to an attempt; its signal is the scope's lazy one. With
+ * no scope at all nothing can cancel the attempt, and its signal — made only
+ * if read — never aborts.
+ */
 class Attempt implements RetryContext {
   readonly attempt: number;
-  readonly #scope: ScopeNode;
-  constructor(attempt: number, scope: ScopeNode) {
+  readonly #scope: ScopeNode | undefined;
+  #signal: AbortSignal | undefined = undefined;
+  constructor(attempt: number, scope: ScopeNode | undefined) {
     this.attempt = attempt;
     this.#scope = scope;
   }
   get signal(): AbortSignal {
-    return this.#scope.signal;
+    return this.#scope?.signal ?? (this.#signal ??= new AbortController().signal);
   }
 }
 
@@ -174,10 +179,16 @@ class RetryLoop<T> {
   attempts = 1;
   #previousDelay: number | undefined = undefined;
 
+  /**
+   * @param scope - The retry's own scope, whose end stops the loop; `undefined`
+   *   when nothing could cancel the retry (no `timeout`, `signal`,
+   *   `attemptTimeout` or enclosing scope), which keeps that success path cheap.
+   */
   constructor(
     readonly fn: (context: RetryContext) => T | PromiseLike<T>,
     readonly plan: Plan,
-    readonly scope: ScopeNode,
+    readonly scope: ScopeNode | undefined,
+    readonly clock: Clock,
   ) {}
 
   /**
@@ -221,7 +232,7 @@ class RetryLoop<T> {
   async #beforeRetry(error: unknown, attempt: number): Promise<void> {
     const { plan, scope } = this;
     // The operation scope (or anything above it) was cancelled: never retried.
-    if (scope._aborted) throw scope._reason;
+    this.#throwIfCancelled();
     this.failed = true;
     this.lastError = error;
     const retryable = plan.shouldRetry === undefined || (await plan.shouldRetry(error, { attempt }));
@@ -234,24 +245,24 @@ class RetryLoop<T> {
       throw error;
     }
     const delayMs = this.#delayFor(error, attempt);
-    scope._expireIfDue();
+    scope?._expireIfDue();
     this.#throwIfCancelled();
-    const remaining = scope.remaining();
-    if (delayMs >= remaining) throw this.#gaveUp(error, delayMs, remaining);
+    const remaining = scope?.remaining() ?? Number.POSITIVE_INFINITY;
+    if (scope !== undefined && delayMs >= remaining) throw this.#gaveUp(scope, error, delayMs, remaining);
     if (plan.onRetry !== undefined) await plan.onRetry({ error, attempt, delayMs });
-    await safeSleep(delayMs);
+    await safeSleep(delayMs, { clock: this.clock });
   }
 
   /** Stops the loop once the operation scope is cancelled (its promise has already rejected). */
   #throwIfCancelled(): void {
-    if (this.scope._aborted) throw this.scope._reason;
+    if (this.scope?._aborted === true) throw this.scope._reason;
   }
 
   /** Runs one attempt: inline in the operation scope, or in its own child scope when `attemptTimeout` is set. */
   #attempt(attempt: number): T | PromiseLike<T> {
     const { fn, scope } = this;
     const attemptTimeout = this.plan.attemptTimeout;
-    if (attemptTimeout === undefined) return fn(new Attempt(attempt, scope));
+    if (attemptTimeout === undefined || scope === undefined) return fn(new Attempt(attempt, scope));
     const name = `${scope.name} attempt ${String(attempt)}`;
     const deadline = scope._clock.now() + attemptTimeout;
     const child = new ScopeNode({ name, clock: scope._clock, parent: scope, deadline, timeoutMs: attemptTimeout, signal: undefined });
@@ -268,10 +279,10 @@ class RetryLoop<T> {
   }
 
   /** The error for giving up before a wait that would pass the deadline. */
-  #gaveUp(error: unknown, delayMs: number, remaining: number): TimeoutError {
-    const owner = this.scope._deadlineOwner;
+  #gaveUp(scope: ScopeNode, error: unknown, delayMs: number, remaining: number): TimeoutError {
+    const owner = scope._deadlineOwner;
     return new TimeoutError(
-      `Retry "${this.scope.name}" gave up after ${String(this.attempts)} attempt(s): waiting ${String(delayMs)} ms ` +
+      `Retry "${scope.name}" gave up after ${String(this.attempts)} attempt(s): waiting ${String(delayMs)} ms ` +
         `would pass the deadline of scope "${owner.name}" (${String(remaining)} ms left)`,
       { scopeName: owner.name, timeoutMs: owner._timeoutMs, cause: error },
     );
@@ -280,7 +291,7 @@ class RetryLoop<T> {
   /** The retry's own deadline passed: its TimeoutError, with the last failure as `cause`. */
   timedOut(error: unknown): never {
     const { scope } = this;
-    if (!(scope._timedOut && error === scope._reason && this.failed)) throw error;
+    if (scope === undefined || !(scope._timedOut && error === scope._reason && this.failed)) throw error;
     throw new TimeoutError(
       `Retry "${scope.name}" timed out after ${String(scope._timeoutMs)} ms (${String(this.attempts)} attempt(s))`,
       { scopeName: scope.name, timeoutMs: scope._timeoutMs, cause: this.lastError },
@@ -295,7 +306,10 @@ class RetryLoop<T> {
  * - The whole operation runs in one scope (`timeout`, `signal`, child of the
  *   ambient scope): `fn`, its nested loopsafe calls and the waits all stop at
  *   its deadline. With `attemptTimeout`, each attempt runs in its own child
- *   scope; an attempt that ignores its signal cannot stall the loop.
+ *   scope; an attempt that ignores its signal cannot stall the loop. (With no
+ *   `timeout`, `signal`, `attemptTimeout` or enclosing scope, nothing could
+ *   cancel the retry, so it opens no scope at all: that success path costs
+ *   about as much as a hand-written try/catch loop.)
  * - Never retries an outside cancellation: when `signal` aborts or an
  *   enclosing scope ends, rejects at once with that reason (`===`).
  * - Gives up at once, rather than sleeping into the deadline, when the next
@@ -341,10 +355,25 @@ export function retry<T>(fn: (context: RetryContext) => T | PromiseLike<T>, opti
   const parent = ambient.getStore();
   const clock = options?.clock ?? parent?._clock ?? systemClock;
   const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+  if (parent === undefined && timeout === Number.POSITIVE_INFINITY && options?.signal === undefined && plan.attemptTimeout === undefined) {
+    // Nothing can cancel this retry (no deadline, no signal, no enclosing scope): open no scope.
+    return runUnscoped(new RetryLoop(fn, plan, undefined, clock)) as Promise<Awaited<T>>;
+  }
   const name = options?.name ?? (fn.name || 'retry');
   const scope = new ScopeNode({ name, clock, parent, deadline: clock.now() + timeout, timeoutMs: timeout, signal: options?.signal });
-  const loop = new RetryLoop(fn, plan, scope);
+  const loop = new RetryLoop(fn, plan, scope, clock);
   const outcome = runScoped(scope, () => loop.run()) as Promise<Awaited<T>>;
   // Without a timeout of its own, the scope can never time out: skip the handler.
   return timeout === Number.POSITIVE_INFINITY ? outcome : outcome.then(undefined, (error: unknown) => loop.timedOut(error));
+}
+
+/** Runs a retry that opens no scope of its own, settling as `runScoped` would. */
+function runUnscoped<T>(loop: RetryLoop<T>): Promise<T> {
+  let result: T | PromiseLike<T>;
+  try {
+    result = loop.run();
+  } catch (error) {
+    return Promise.reject(error as Error).then(undefined, rethrowAtCaller);
+  }
+  return isPromiseLike(result) ? Promise.resolve(result).then(undefined, rethrowAtCaller) : Promise.resolve(result);
 }

@@ -57,6 +57,27 @@ function hangs(): { next: <T = never>() => Promise<T>; release: () => Promise<vo
 }
 
 describe('retry()', () => {
+  it('opens no scope when nothing could cancel it, and gives attempts a signal that never aborts', async () => {
+    const clock = createManualClock();
+    const seen: { signal: AbortSignal; scope: unknown }[] = [];
+    const { fn } = failing(new Error('once'));
+    const run = observe(
+      retry(
+        (context: RetryContext) => {
+          seen.push({ signal: context.signal, scope: currentScope() });
+          return fn(context);
+        },
+        { clock, backoff: { initialMs: 10, jitter: 'none' } },
+      ),
+    );
+    expect(pendingScopes().filter((s) => s.scope.clock === clock)).toEqual([]);
+    await clock.advance(10);
+    expect(run.outcome.status).toBe('fulfilled');
+    expect(seen).toHaveLength(2);
+    expect(seen.every(({ signal, scope }) => !signal.aborted && scope === undefined)).toBe(true);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it('returns the first success without waiting, and leaves nothing behind', async () => {
     const clock = createManualClock();
     const { fn, calls } = failing();
