@@ -7,6 +7,7 @@
  */
 import { systemClock, type Clock } from './clock.js';
 import { GatherError, rethrowAtCaller } from './errors.js';
+import { publishGatherCancel } from './internal/channels.js';
 import { runScoped } from './internal/run-scoped.js';
 import { ambient, ScopeNode } from './internal/scope-node.js';
 import {
@@ -335,6 +336,7 @@ class Gather {
   #stop(reason: unknown): void {
     this.#done = true;
     const scope = this.#scope;
+    publishGatherCancel(scope.name, 'failure', reason instanceof GatherError ? reason.errors[0] : reason, this.#active);
     scope._abort(new DOMException(`${scope.name} was cancelled: a sibling task failed`, 'AbortError'));
     this.#end();
     this.#reject(reason);
@@ -344,8 +346,9 @@ class Gather {
   _onScopeAbort(reason: unknown): void {
     if (this.#done) return; // our own fail-fast abort
     this.#done = true;
-    this.#end();
     const scope = this.#scope;
+    publishGatherCancel(scope.name, scope._timedOut && reason === scope._reason ? 'timeout' : 'abort', reason, this.#active);
+    this.#end();
     if (!this.#settled || !scope._timedOut || reason !== scope._reason) {
       this.#reject(reason);
       return;

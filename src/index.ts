@@ -44,3 +44,26 @@ export {
 } from './gather.js';
 export { Mutex } from './mutex.js';
 export { Semaphore, type AcquireOptions, type Permit } from './semaphore.js';
+export { safeAsync, withSafeAsync, type SafeAsyncFunction, type SafeAsyncPolicy } from './with-safe-async.js';
+export {
+  monitorEventLoop,
+  yieldToEventLoop,
+  type EventLoopMonitor,
+  type EventLoopMonitorOptions,
+  type EventLoopSample,
+  type EventLoopThresholds,
+} from './event-loop.js';
+export { cooperativeForEach, type CooperativeOptions } from './cooperative.js';
+export { LoadShedder, type LoadShedderOptions, type ShedDecision } from './load-shedding.js';
+export { watchStalls, type StallWatcher, type WatchStallsOptions } from './stalls.js';
+export {
+  channelNames,
+  type GatherCancelCause,
+  type GatherCancelMessage,
+  type OverloadReason,
+  type RetryMessage,
+  type ShedMessage,
+  type StallKind,
+  type StallMessage,
+  type TimeoutMessage,
+} from './internal/channels.js';

@@ -8,6 +8,7 @@
 import { backoff, type BackoffFunction, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock } from './clock.js';
 import { rethrowAtCaller, TimeoutError } from './errors.js';
+import { publishRetry } from './internal/channels.js';
 import { runScoped } from './internal/run-scoped.js';
 import { ambient, ScopeNode } from './internal/scope-node.js';
 import { assertClock, assertDuration, assertFunction, assertOptionalString, assertOptions, assertSignal, describe } from './internal/validate.js';
@@ -189,6 +190,7 @@ class RetryLoop<T> {
     readonly plan: Plan,
     readonly scope: ScopeNode | undefined,
     readonly clock: Clock,
+    readonly name: string,
   ) {}
 
   /**
@@ -249,6 +251,7 @@ class RetryLoop<T> {
     this.#throwIfCancelled();
     const remaining = scope?.remaining() ?? Number.POSITIVE_INFINITY;
     if (scope !== undefined && delayMs >= remaining) throw this.#gaveUp(scope, error, delayMs, remaining);
+    publishRetry(this.name, attempt, delayMs, error);
     if (plan.onRetry !== undefined) await plan.onRetry({ error, attempt, delayMs });
     await safeSleep(delayMs, { clock: this.clock });
   }
@@ -355,13 +358,13 @@ export function retry<T>(fn: (context: RetryContext) => T | PromiseLike<T>, opti
   const parent = ambient.getStore();
   const clock = options?.clock ?? parent?._clock ?? systemClock;
   const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+  const name = options?.name ?? (fn.name || 'retry');
   if (parent === undefined && timeout === Number.POSITIVE_INFINITY && options?.signal === undefined && plan.attemptTimeout === undefined) {
     // Nothing can cancel this retry (no deadline, no signal, no enclosing scope): open no scope.
-    return runUnscoped(new RetryLoop(fn, plan, undefined, clock)) as Promise<Awaited<T>>;
+    return runUnscoped(new RetryLoop(fn, plan, undefined, clock, name)) as Promise<Awaited<T>>;
   }
-  const name = options?.name ?? (fn.name || 'retry');
   const scope = new ScopeNode({ name, clock, parent, deadline: clock.now() + timeout, timeoutMs: timeout, signal: options?.signal });
-  const loop = new RetryLoop(fn, plan, scope, clock);
+  const loop = new RetryLoop(fn, plan, scope, clock, name);
   const outcome = runScoped(scope, () => loop.run()) as Promise<Awaited<T>>;
   // Without a timeout of its own, the scope can never time out: skip the handler.
   return timeout === Number.POSITIVE_INFINITY ? outcome : outcome.then(undefined, (error: unknown) => loop.timedOut(error));

@@ -6,6 +6,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { createTimeoutError, rethrowAtCaller, type TimeoutError } from './errors.js';
 import { CancelNode, linkNode } from './internal/cancel-node.js';
+import { publishTimeout } from './internal/channels.js';
 import { runScoped } from './internal/run-scoped.js';
 import { ambient, ScopeNode } from './internal/scope-node.js';
 import {
@@ -169,6 +170,7 @@ class PromiseWaiter<T> extends CancelNode {
 
   _onDeadline(): void {
     const error = createTimeoutError(this.#name, this.#timeoutMs);
+    publishTimeout(this.#name, this.#timeoutMs, error, undefined);
     const fallback = this.#fallback;
     if (fallback === undefined) {
       this._fail(error);

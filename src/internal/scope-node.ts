@@ -9,6 +9,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Clock } from '../clock.js';
 import { createTimeoutError, rethrowAtCaller } from '../errors.js';
 import { CancelNode, linkNode, type ParentNode } from './cancel-node.js';
+import { publishTimeout } from './channels.js';
 
 /** The ambient scope. Entered with `run` once per scope, never with `enterWith`. */
 export const ambient = new AsyncLocalStorage<ScopeNode>();
@@ -192,7 +193,9 @@ export class ScopeNode extends CancelNode implements ParentNode {
   _expire(): void {
     if (this._aborted) return;
     this._timedOut = true;
-    this._abort(createTimeoutError(this.name, this._timeoutMs));
+    const error = createTimeoutError(this.name, this._timeoutMs);
+    publishTimeout(this.name, this._timeoutMs, error, this);
+    this._abort(error);
   }
 
   _onCancel(reason: unknown): void {

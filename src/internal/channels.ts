@@ -1,0 +1,199 @@
+/**
+ * The `node:diagnostics_channel` channels loopsafe publishes on, their payload
+ * types, and publish helpers that cost one property read when nobody listens:
+ * each checks `hasSubscribers` before building its message.
+ *
+ * The channel names are the public contract (`diagnostics_channel.subscribe('loopsafe:timeout', …)`).
+ * Channels are looked up by name, so the ESM and CJS builds — or two copies of
+ * the library — publish on the same channel objects.
+ *
+ * @internal
+ * @module
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { TimeoutError } from '../errors.js';
+import type { Scope } from '../scope.js';
+
+/**
+ * The names of the `node:diagnostics_channel` channels loopsafe publishes on.
+ *
+ * @category Diagnostics
+ * @example
+ * ```ts
+ * import diagnosticsChannel from 'node:diagnostics_channel';
+ * import { channelNames, withTimeout, type TimeoutMessage } from 'loopsafe';
+ *
+ * const onTimeout = (message: unknown) => {
+ *   const { scopeName, timeoutMs } = message as TimeoutMessage;
+ *   console.log(`${scopeName} timed out after ${timeoutMs} ms`);
+ * };
+ * diagnosticsChannel.subscribe(channelNames.timeout, onTimeout);
+ * await withTimeout(5, () => new Promise(() => {}), { name: 'slow' }).catch(() => {});
+ * diagnosticsChannel.unsubscribe(channelNames.timeout, onTimeout);
+ * ```
+ */
+export const channelNames = Object.freeze({
+  /** A scope's own deadline passed: {@link TimeoutMessage}. */
+  timeout: 'loopsafe:timeout',
+  /** A retry is about to wait before its next attempt: {@link RetryMessage}. */
+  retry: 'loopsafe:retry',
+  /** A gather stopped its running tasks: {@link GatherCancelMessage}. */
+  gatherCancel: 'loopsafe:gather:cancel',
+  /** The stall watchdog found work past its deadline, or unbounded work open too long: {@link StallMessage}. */
+  stall: 'loopsafe:stall',
+  /** A load shedder turned work away: {@link ShedMessage}. */
+  shed: 'loopsafe:shed',
+} as const);
+
+/**
+ * Published on `loopsafe:timeout` when a scope's own deadline passes (or a
+ * `safeWaitFor`/`Semaphore.acquire` timeout), before anything is aborted.
+ *
+ * @category Diagnostics
+ */
+export interface TimeoutMessage {
+  /** The name of the scope that expired (as in {@link TimeoutError.scopeName}). */
+  readonly scopeName: string;
+  /** The timeout it was given, in milliseconds. */
+  readonly timeoutMs: number;
+  /** The error its signal aborts with and its operation rejects with. */
+  readonly error: TimeoutError;
+  /** The scope itself (its `parent`, `deadline`, `clock`); `undefined` for a light wait with no scope (`safeWaitFor` on a promise, `Semaphore.acquire`'s `timeout`). */
+  readonly scope: Scope | undefined;
+}
+
+/**
+ * Published on `loopsafe:retry` after an attempt failed and before the wait
+ * that precedes the next one (when `onRetry` is called).
+ *
+ * @category Diagnostics
+ */
+export interface RetryMessage {
+  /** The retry's name (its scope's name). */
+  readonly name: string;
+  /** The attempt that failed, counted from 1. */
+  readonly attempt: number;
+  /** How long retry waits before the next attempt, in milliseconds. */
+  readonly delayMs: number;
+  /** The failed attempt's error (any thrown value). */
+  readonly error: unknown;
+}
+
+/**
+ * Why a gather stopped its running tasks.
+ *
+ * @category Diagnostics
+ */
+export type GatherCancelCause = 'failure' | 'timeout' | 'abort';
+
+/**
+ * Published on `loopsafe:gather:cancel` when a gather stops: a task failed
+ * (fail-fast), its own timeout passed, or its caller or an enclosing scope
+ * cancelled it.
+ *
+ * @category Diagnostics
+ */
+export interface GatherCancelMessage {
+  /** The gather's name. */
+  readonly name: string;
+  /** `'failure'` (a task failed), `'timeout'` (its own timeout) or `'abort'` (caller signal, enclosing scope). */
+  readonly cause: GatherCancelCause;
+  /** The failed task's error, the TimeoutError, or the abort reason. */
+  readonly error: unknown;
+  /** How many tasks were still running and were aborted. */
+  readonly running: number;
+}
+
+/**
+ * What the stall watchdog found.
+ *
+ * @category Diagnostics
+ */
+export type StallKind = 'overdue' | 'no-deadline';
+
+/**
+ * One stalled scope, passed to `watchStalls`' `onStall` and published on
+ * `loopsafe:stall`. Each scope is reported once.
+ *
+ * @category Diagnostics
+ */
+export interface StallMessage {
+  /**
+   * `'overdue'`: the scope was cancelled or passed its deadline more than
+   * `graceMs` ago and its function is still running (it ignored its signal).
+   * `'no-deadline'`: a scope without a deadline has been open longer than `noDeadlineMs`.
+   */
+  readonly kind: StallKind;
+  /** The scope's name. */
+  readonly name: string;
+  /** The enclosing scope's name, if any. */
+  readonly parent: string | undefined;
+  /** Milliseconds since the scope opened, on its clock. */
+  readonly ageMs: number;
+  /** Milliseconds since its deadline passed (or since it was seen cancelled); `0` for `'no-deadline'`. */
+  readonly overdueMs: number;
+  /** The live scope. */
+  readonly scope: Scope;
+}
+
+/**
+ * Which event-loop threshold was passed: lag, or utilisation.
+ *
+ * @category Event loop
+ */
+export type OverloadReason = 'lag' | 'utilization';
+
+/**
+ * Published on `loopsafe:shed` each time a load shedder turns work away.
+ *
+ * @category Diagnostics
+ */
+export interface ShedMessage {
+  /** The threshold that was passed (`'lag'` wins when both are). */
+  readonly reason: OverloadReason;
+  /** The event-loop lag the decision was based on (p99 of the last window), in milliseconds. */
+  readonly lagMs: number;
+  /** The event-loop utilisation of the last window, from 0 to 1. */
+  readonly utilization: number;
+  /** The suggested `Retry-After`, in whole seconds. */
+  readonly retryAfterSeconds: number;
+}
+
+export const timeoutChannel = diagnosticsChannel.channel(channelNames.timeout);
+export const retryChannel = diagnosticsChannel.channel(channelNames.retry);
+export const gatherCancelChannel = diagnosticsChannel.channel(channelNames.gatherCancel);
+export const stallChannel = diagnosticsChannel.channel(channelNames.stall);
+export const shedChannel = diagnosticsChannel.channel(channelNames.shed);
+
+/** Publishes a {@link TimeoutMessage}; builds nothing when nobody subscribes. */
+export function publishTimeout(scopeName: string, timeoutMs: number, error: TimeoutError, scope: Scope | undefined): void {
+  if (!timeoutChannel.hasSubscribers) return;
+  const message: TimeoutMessage = { scopeName, timeoutMs, error, scope };
+  timeoutChannel.publish(message);
+}
+
+/** Publishes a {@link RetryMessage}; builds nothing when nobody subscribes. */
+export function publishRetry(name: string, attempt: number, delayMs: number, error: unknown): void {
+  if (!retryChannel.hasSubscribers) return;
+  const message: RetryMessage = { name, attempt, delayMs, error };
+  retryChannel.publish(message);
+}
+
+/** Publishes a {@link GatherCancelMessage}; builds nothing when nobody subscribes. */
+export function publishGatherCancel(name: string, cause: GatherCancelCause, error: unknown, running: number): void {
+  if (!gatherCancelChannel.hasSubscribers) return;
+  const message: GatherCancelMessage = { name, cause, error, running };
+  gatherCancelChannel.publish(message);
+}
+
+/** Publishes a {@link StallMessage} (already built for `onStall`). */
+export function publishStall(message: StallMessage): void {
+  if (stallChannel.hasSubscribers) stallChannel.publish(message);
+}
+
+/** Publishes a {@link ShedMessage}; builds nothing when nobody subscribes. */
+export function publishShed(reason: OverloadReason, lagMs: number, utilization: number, retryAfterSeconds: number): void {
+  if (!shedChannel.hasSubscribers) return;
+  const message: ShedMessage = { reason, lagMs, utilization, retryAfterSeconds };
+  shedChannel.publish(message);
+}

@@ -1,0 +1,298 @@
+/**
+ * `withSafeAsync` and the `@safeAsync` decorator: give every call of a
+ * function its own child scope with a timeout, retries, a concurrency limit
+ * and a name — without touching any global.
+ *
+ * @module
+ */
+import { systemClock, type Clock } from './clock.js';
+import { TimeoutError } from './errors.js';
+import { runScoped } from './internal/run-scoped.js';
+import { ambient, ScopeNode } from './internal/scope-node.js';
+import {
+  assertClock,
+  assertDuration,
+  assertFunction,
+  assertOptionalString,
+  assertOptions,
+  assertSignal,
+  describe,
+} from './internal/validate.js';
+import { retry, type RetryOptions } from './retry.js';
+import { assertRetryBudget } from './retry-budget.js';
+import { Semaphore, type Permit } from './semaphore.js';
+
+/**
+ * The policy applied to every call of a function wrapped by
+ * {@link withSafeAsync} (or decorated with {@link safeAsync}).
+ *
+ * @category Wrapper
+ */
+export interface SafeAsyncPolicy {
+  /**
+   * Milliseconds for each call, waiting for a `concurrency` permit and every
+   * retry included. The enclosing scope's deadline still applies.
+   * @defaultValue `Infinity`
+   */
+  timeout?: number | undefined;
+  /**
+   * Retry each call on failure with these {@link RetryOptions}, or `false` for no retries.
+   * @defaultValue `false`
+   */
+  retry?: RetryOptions | false | undefined;
+  /**
+   * At most this many calls run at once; the rest wait, FIFO, and the wait
+   * counts against `timeout`. A number makes one {@link Semaphore} per wrapped
+   * function (per instance for {@link safeAsync}); pass a `Semaphore` to share
+   * one limit between several functions.
+   * @defaultValue `Infinity`
+   */
+  concurrency?: number | Semaphore | undefined;
+  /**
+   * Names each call's scope (in its {@link TimeoutError}, `pendingScopes()` and diagnostics).
+   * @defaultValue `fn.name`, else `'withSafeAsync'` (the method's name for {@link safeAsync})
+   */
+  name?: string | undefined;
+  /** Cancels every call (a shutdown signal); a call rejects with its reason (`===`). */
+  signal?: AbortSignal | undefined;
+  /** @defaultValue the caller's ambient scope's clock, else {@link systemClock} */
+  clock?: Clock | undefined;
+}
+
+/**
+ * A function wrapped by {@link withSafeAsync}: the same `this` and
+ * parameters, always returning a promise.
+ *
+ * @category Wrapper
+ */
+export type SafeAsyncFunction<This, Args extends unknown[], R> = (this: This, ...args: Args) => Promise<Awaited<R>>;
+
+const POLICY_KEYS = new Set(['timeout', 'retry', 'concurrency', 'name', 'signal', 'clock']);
+
+/** A validated policy, shared by every call. */
+interface Plan {
+  readonly name: string;
+  readonly timeout: number;
+  readonly retry: RetryOptions | undefined;
+  /** Permits per semaphore when the policy gave a number; `undefined` for none or a shared semaphore. */
+  readonly permits: number | undefined;
+  readonly semaphore: Semaphore | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly clock: Clock | undefined;
+}
+
+function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, defaultName: string): Plan {
+  assertOptions(fnName, policy, POLICY_KEYS);
+  const { timeout = Number.POSITIVE_INFINITY, retry: retryOptions, concurrency, name, signal, clock } = policy ?? {};
+  assertDuration('timeout', timeout);
+  assertOptionalString('name', name);
+  assertSignal('signal', signal);
+  assertClock('clock', clock);
+  let permits: number | undefined;
+  let semaphore: Semaphore | undefined;
+  if (concurrency instanceof Semaphore) semaphore = concurrency;
+  else if (concurrency !== undefined && concurrency !== Number.POSITIVE_INFINITY) {
+    if (typeof concurrency !== 'number') {
+      throw new TypeError(`Expected \`concurrency\` to be an integer ≥ 1, Infinity or a Semaphore, got ${describe(concurrency)}`);
+    }
+    if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
+      throw new RangeError(`Expected \`concurrency\` to be an integer ≥ 1, Infinity or a Semaphore, got ${describe(concurrency)}`);
+    }
+    permits = concurrency;
+  }
+  return { name: name ?? defaultName, timeout, retry: readRetry(retryOptions), permits, semaphore, signal, clock };
+}
+
+function readRetry(options: unknown): RetryOptions | undefined {
+  if (options === undefined || options === false) return undefined;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`Expected \`retry\` to be retry options or false, got ${describe(options)}`);
+  }
+  const retryOptions = options as RetryOptions;
+  // retry() validates its options synchronously; a dry run (outside any scope,
+  // without the shared budget, which it must not touch) makes a bad option fail
+  // here, when the function is wrapped, rather than at its first call.
+  if (retryOptions.budget !== undefined) assertRetryBudget(retryOptions.budget);
+  ambient.exit(() => retry(() => undefined, { ...retryOptions, budget: undefined, signal: undefined })).catch(() => undefined);
+  return retryOptions;
+}
+
+/** Calls `fn` with `this` and `args` under a policy: one child scope per call. */
+function invoke<This, Args extends unknown[], R>(
+  plan: Plan,
+  semaphore: Semaphore | undefined,
+  fn: (this: This, ...args: Args) => R,
+  self: This,
+  args: Args,
+): Promise<Awaited<R>> {
+  const parent = ambient.getStore();
+  const clock = plan.clock ?? parent?._clock ?? systemClock;
+  const { name, timeout } = plan;
+  const scope = new ScopeNode({ name, clock, parent, deadline: clock.now() + timeout, timeoutMs: timeout, signal: plan.signal });
+  const retryOptions = plan.retry;
+  let lastFailure: { error: unknown } | undefined;
+  const attempt = retryOptions === undefined
+    ? (): R | PromiseLike<R> => fn.apply(self, args)
+    : (): Promise<Awaited<R>> => retry(() => fn.apply(self, args), {
+      ...retryOptions,
+      name: retryOptions.name ?? name,
+      onRetry: (event) => {
+        lastFailure = { error: event.error };
+        return retryOptions.onRetry?.(event);
+      },
+    });
+  let outcome: Promise<Awaited<R>>;
+  if (semaphore === undefined) {
+    outcome = runScoped(scope, attempt) as Promise<Awaited<R>>;
+  } else {
+    const limit = semaphore;
+    let permit: Permit | undefined;
+    let settled = false;
+    outcome = runScoped(scope, async () => {
+      const granted = await limit.acquire();
+      // The call may have ended (deadline, cancel) between the grant and now.
+      if (settled) {
+        granted.release();
+        return undefined as Awaited<R>;
+      }
+      permit = granted;
+      return attempt();
+    }).finally(() => {
+      // Released exactly once, when the call settles — before its promise does.
+      settled = true;
+      permit?.release();
+    }) as Promise<Awaited<R>>;
+  }
+  if (retryOptions === undefined || timeout === Number.POSITIVE_INFINITY) return outcome;
+  return outcome.then(undefined, (error: unknown) => {
+    // The call's own deadline cut a retry short: like retry's own timeout, say what failed last.
+    if (lastFailure === undefined || !scope._timedOut || error !== scope._reason) throw error;
+    throw new TimeoutError(`Scope "${name}" timed out after ${String(timeout)} ms while retrying`, {
+      scopeName: name,
+      timeoutMs: timeout,
+      cause: lastFailure.error,
+    });
+  });
+}
+
+function nameLike(target: (...args: never[]) => unknown, from: (...args: never[]) => unknown): void {
+  Object.defineProperty(target, 'name', { value: from.name, configurable: true });
+  Object.defineProperty(target, 'length', { value: from.length, configurable: true });
+}
+
+/**
+ * Wraps `fn` so that every call runs in its own child scope of the caller's
+ * ambient scope, under `policy`:
+ *
+ * - `timeout`: the call rejects with its {@link TimeoutError} at the deadline,
+ *   promptly, without waiting for `fn`; `fn` finds the scope (and its signal)
+ *   through `currentScope()`/`currentSignal()`, and every loopsafe primitive
+ *   inside it stops at that deadline.
+ * - `retry`: failed calls are retried by {@link retry}, in a child scope of the
+ *   call's scope, so retries and their waits all fit in the call's `timeout`.
+ *   When that timeout cuts the retries short, the TimeoutError's `cause` is
+ *   the last failure.
+ * - `concurrency`: calls beyond the limit wait their turn (FIFO); the wait
+ *   counts against the call's deadline. The permit is released when the call
+ *   settles — also when its deadline passes and `fn` ignores its signal, so a
+ *   stuck call cannot shrink the limit forever (`watchStalls` reports it).
+ * - `name`: the scope's name, in errors, `pendingScopes()` and diagnostics.
+ *
+ * The wrapper keeps `fn`'s `this`, parameters, `name` and `length`; a sync
+ * `fn`'s result (or throw) becomes a promise. No global is touched.
+ *
+ * @param fn - The function to wrap (sync or async; `this` is passed through).
+ * @param policy - `timeout`, `retry`, `concurrency`, `name`, `signal`, `clock`.
+ * @returns The wrapped function.
+ * @throws `TypeError`/`RangeError` (synchronously, when wrapping) for a bad `fn` or policy.
+ * @throws the call's {@link TimeoutError}, an enclosing scope's reason, `signal`'s reason, or `fn`'s error (rejections of the wrapped function).
+ * @category Wrapper
+ * @example
+ * ```ts
+ * import { currentSignal, safeSleep, withSafeAsync } from 'loopsafe';
+ *
+ * let failures = 1;
+ * const getUser = withSafeAsync(async (id: number) => {
+ *   await safeSleep(5); // stops at the call's deadline
+ *   if (failures-- > 0) throw new Error('flaky');
+ *   return { id, aborted: currentSignal()?.aborted };
+ * }, { name: 'getUser', timeout: 500, retry: { maxAttempts: 3, backoff: { initialMs: 1 } }, concurrency: 2 });
+ *
+ * console.log(await getUser(42)); // { id: 42, aborted: false }
+ * ```
+ */
+export function withSafeAsync<This, Args extends unknown[], R>(
+  fn: (this: This, ...args: Args) => R,
+  policy?: SafeAsyncPolicy,
+): SafeAsyncFunction<This, Args, R> {
+  assertFunction('fn', fn);
+  const plan = readPolicy('withSafeAsync', policy, fn.name || 'withSafeAsync');
+  const semaphore = plan.semaphore ?? (plan.permits === undefined ? undefined : new Semaphore(plan.permits));
+  const wrapped = function (this: This, ...args: Args): Promise<Awaited<R>> {
+    return invoke(plan, semaphore, fn, this, args);
+  };
+  nameLike(wrapped, fn);
+  return wrapped;
+}
+
+/**
+ * A standard (TC39, TypeScript 5) method decorator applying a
+ * {@link SafeAsyncPolicy} to every call of an async method — the decorator
+ * form of {@link withSafeAsync}. Do not enable `experimentalDecorators`.
+ *
+ * A numeric `concurrency` limits calls **per instance** (each object gets its
+ * own {@link Semaphore}, created on its first call; static methods, per
+ * class): two clients of two upstreams do not throttle each other. To share
+ * one limit across instances, pass a `Semaphore` as `concurrency`. The
+ * default `name` is the method's name.
+ *
+ * The method must return a promise (a decorator cannot change a method's
+ * type); wrap sync functions with {@link withSafeAsync}.
+ *
+ * @param policy - `timeout`, `retry`, `concurrency`, `name`, `signal`, `clock`.
+ * @returns The decorator.
+ * @throws `TypeError`/`RangeError` (synchronously, when the class is defined) for a bad policy, or when applied to anything but a method.
+ * @category Wrapper
+ * @example
+ * ```ts
+ * import { currentScope, safeAsync } from 'loopsafe';
+ *
+ * class Profiles {
+ *   @safeAsync({ timeout: 5_000, concurrency: 4 })
+ *   async load(id: string) {
+ *     return `${id} loaded in scope ${currentScope()?.name}`;
+ *   }
+ * }
+ * const profile = await new Profiles().load('ada'); // 'ada loaded in scope load'
+ * ```
+ */
+export function safeAsync(policy?: SafeAsyncPolicy) {
+  // Validated now, with a placeholder name: bad input fails where the decorator is written.
+  readPolicy('safeAsync', policy, 'safeAsync');
+  return function decorate<This, Args extends unknown[], R>(
+    method: (this: This, ...args: Args) => Promise<R>,
+    context: ClassMethodDecoratorContext<This, (this: This, ...args: Args) => Promise<R>>,
+  ): (this: This, ...args: Args) => Promise<R> {
+    if ((context as { kind?: unknown }).kind !== 'method' || typeof method !== 'function') {
+      throw new TypeError(`Expected @safeAsync to decorate a method, got a ${String((context as { kind?: unknown }).kind)}`);
+    }
+    const methodName = typeof context.name === 'symbol' ? (context.name.description ?? 'safeAsync') : context.name;
+    const plan = readPolicy('safeAsync', policy, methodName);
+    const shared = plan.semaphore;
+    const permits = plan.permits;
+    const perInstance = permits === undefined ? undefined : new WeakMap<object, Semaphore>();
+    let unbound: Semaphore | undefined;
+    const semaphoreFor = (self: unknown): Semaphore | undefined => {
+      if (perInstance === undefined || permits === undefined) return shared;
+      if ((typeof self !== 'object' && typeof self !== 'function') || self === null) return (unbound ??= new Semaphore(permits));
+      let semaphore = perInstance.get(self);
+      if (semaphore === undefined) perInstance.set(self, (semaphore = new Semaphore(permits)));
+      return semaphore;
+    };
+    const replacement = function (this: This, ...args: Args): Promise<R> {
+      return invoke(plan, semaphoreFor(this), method, this, args);
+    };
+    nameLike(replacement, method);
+    return replacement;
+  };
+}
