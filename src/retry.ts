@@ -125,6 +125,16 @@ type Plan = Readonly<Pick<RetryOptions, 'shouldRetry' | 'onRetry' | 'retryAfter'
 
 const DEFAULT_PLAN: Plan = { maxAttempts: 3, delay: defaultBackoff, maxMs: defaultBackoff.maxMs, attemptTimeout: undefined };
 
+/**
+ * Validates retry options without running anything (for wrappers that take
+ * them ahead of time, like `withSafeAsync`).
+ *
+ * @internal
+ */
+export function assertRetryOptions(options: RetryOptions | undefined): void {
+  readPlan(options);
+}
+
 function readPlan(options: RetryOptions | undefined): Plan {
   assertOptions('retry', options, RETRY_OPTIONS);
   if (options === undefined) return DEFAULT_PLAN;

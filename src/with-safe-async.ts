@@ -18,8 +18,7 @@ import {
   assertSignal,
   describe,
 } from './internal/validate.js';
-import { retry, type RetryOptions } from './retry.js';
-import { assertRetryBudget } from './retry-budget.js';
+import { assertRetryOptions, retry, type RetryOptions } from './retry.js';
 import { Semaphore, type Permit } from './semaphore.js';
 
 /**
@@ -109,11 +108,8 @@ function readRetry(options: unknown): RetryOptions | undefined {
     throw new TypeError(`Expected \`retry\` to be retry options or false, got ${describe(options)}`);
   }
   const retryOptions = options as RetryOptions;
-  // retry() validates its options synchronously; a dry run (outside any scope,
-  // without the shared budget, which it must not touch) makes a bad option fail
-  // here, when the function is wrapped, rather than at its first call.
-  if (retryOptions.budget !== undefined) assertRetryBudget(retryOptions.budget);
-  ambient.exit(() => retry(() => undefined, { ...retryOptions, budget: undefined, signal: undefined })).catch(() => undefined);
+  // Bad retry options fail here, when the function is wrapped, not at its first call.
+  assertRetryOptions(retryOptions);
   return retryOptions;
 }
 
