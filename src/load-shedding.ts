@@ -44,16 +44,26 @@ export interface LoadShedderOptions {
  * @category Event loop
  */
 export type ShedDecision =
-  | { readonly shed: false; readonly lagMs: number; readonly utilization: number }
   | {
-    readonly shed: true;
-    /** The threshold passed (`'lag'` wins when both are). */
-    readonly reason: OverloadReason;
-    readonly lagMs: number;
-    readonly utilization: number;
-    /** Seconds the client should wait: how many times over the threshold the loop is, rounded up, from 1 to `maxRetryAfterSeconds`. */
-    readonly retryAfterSeconds: number;
-  };
+      /** Take the work. */
+      readonly shed: false;
+      /** The last window's p99 event-loop lag, in ms. */
+      readonly lagMs: number;
+      /** The last window's event-loop utilisation, from 0 to 1. */
+      readonly utilization: number;
+    }
+  | {
+      /** Turn the work away (answer 503 with `Retry-After`). */
+      readonly shed: true;
+      /** The threshold passed (`'lag'` wins when both are). */
+      readonly reason: OverloadReason;
+      /** The last window's p99 event-loop lag, in ms. */
+      readonly lagMs: number;
+      /** The last window's event-loop utilisation, from 0 to 1. */
+      readonly utilization: number;
+      /** Seconds the client should wait: how many times over the threshold the loop is, rounded up, from 1 to `maxRetryAfterSeconds`. */
+      readonly retryAfterSeconds: number;
+    };
 
 const SHEDDER_OPTIONS = new Set(['monitor', 'maxLagMs', 'maxUtilization', 'maxRetryAfterSeconds']);
 

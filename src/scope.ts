@@ -282,7 +282,7 @@ export function timeoutContext(timeoutMs: number, options?: TimeoutContextOption
  *   return currentScope()?.remaining();
  * }
  * console.log(currentScope()); // undefined
- * console.log(await withTimeout(1_000, deepInTheCallTree) > 0); // true
+ * console.log(((await withTimeout(1_000, deepInTheCallTree)) ?? 0) > 0); // true
  * ```
  */
 export function currentScope(): Scope | undefined {

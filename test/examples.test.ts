@@ -1,70 +1,50 @@
 /**
  * Every `@example` in the TSDoc of src/ and every ```ts block in README.md and
- * docs/*.md is real code: this test extracts each one, points its `loopsafe`
- * imports at the sources, and runs it. An example that throws, or does not
- * finish, fails here.
+ * docs/*.md is real code: this test extracts each one (with the shared
+ * extractor in fixtures/doc-examples.ts), points its `loopsafe` imports at the
+ * sources, and runs it. An example that throws, or does not finish, fails
+ * here; so does a block marked not runnable without saying why.
+ * scripts/check-doc-examples.ts type-checks the same blocks against the built
+ * package.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import ts from 'typescript';
+import { afterAll, describe, expect, it } from 'vitest';
+import { collectDocExamples, markdownSources, root } from './fixtures/doc-examples.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const outDir = join(root, '.tmp', 'examples');
 
-interface Example {
-  readonly source: string;
-  readonly index: number;
-  readonly code: string;
-}
+/** What each line of the running example logged, filled by `__docLog`. */
+const logged = new Map<number, string[]>();
+(globalThis as { __docLog?: unknown }).__docLog = (line: number, ...args: unknown[]): void => {
+  const text = args.map((arg) => (typeof arg === 'string' ? `'${arg}'` : inspect(arg))).join(' ');
+  logged.set(line, [...(logged.get(line) ?? []), text]);
+};
 
-function listFiles(dir: string, accept: (file: string) => boolean): string[] {
-  return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((entry) => entry.isFile() && accept(entry.name))
-    .map((entry) => join(entry.parentPath, entry.name));
-}
-
-function examplesInTsDoc(file: string): string[] {
-  const found: string[] = [];
-  for (const comment of readFileSync(file, 'utf8').matchAll(/\/\*\*([\s\S]*?)\*\//g)) {
-    const text = (comment[1] ?? '').replace(/^[ \t]*\* ?/gm, '');
-    for (const block of text.matchAll(/@example\s*\n```ts\n([\s\S]*?)```/g)) found.push(block[1] ?? '');
-  }
-  return found;
-}
-
-function examplesInMarkdown(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/```ts\n([\s\S]*?)```/g)]
-    .map((match) => match[1] ?? '')
-    .filter((code) => /from 'loopsafe(\/testing)?'/.test(code) && !code.includes('// not runnable'));
-}
-
-function collect(): Example[] {
-  const sources = [
-    ...listFiles(join(root, 'src'), (name) => name.endsWith('.ts')).map((file) => ({ file, codes: examplesInTsDoc(file) })),
-    ...[join(root, 'README.md'), ...listFiles(join(root, 'docs'), (name) => name.endsWith('.md'))]
-      .filter((file) => !file.includes(join('docs', 'site')))
-      .map((file) => ({ file, codes: safeRead(file) })),
-  ];
-  return sources.flatMap(({ file, codes }) =>
-    codes.map((code, index) => ({ source: relative(root, file), index, code })),
-  );
-}
-
-function safeRead(file: string): string[] {
-  try {
-    return examplesInMarkdown(file);
-  } catch {
-    return [];
-  }
-}
-
+/**
+ * Points `loopsafe` imports at the sources, and turns each `console.log(` on
+ * line N into `__docLog(N, ` so the output is held to that line's comment
+ * however the code is compiled. Standard (TC39) decorators, which Vitest's
+ * transform leaves as they are and Node 20 cannot parse, are lowered by
+ * TypeScript itself first.
+ */
 function localise(code: string): string {
   const index = pathToFileURL(join(root, 'src', 'index.ts')).href;
   const testing = pathToFileURL(join(root, 'src', 'testing.ts')).href;
-  return `${code.replaceAll("from 'loopsafe/testing'", `from '${testing}'`).replaceAll("from 'loopsafe'", `from '${index}'`)}\nexport {};\n`;
+  const instrumented = code
+    .split('\n')
+    .map((text, i) => text.replaceAll('console.log(', `__docLog(${String(i + 1)}, `))
+    .join('\n')
+    .replaceAll("from 'loopsafe/testing'", `from '${testing}'`)
+    .replaceAll("from 'loopsafe'", `from '${index}'`);
+  const source = `${instrumented}\nexport {};\n`;
+  if (!/^\s*@\w/m.test(code)) return source;
+  return ts.transpileModule(source, {
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: false },
+  }).outputText;
 }
 
 /** `console.log(…); // expected` lines, with their 1-based line numbers. */
@@ -82,7 +62,7 @@ function sameOutput(actual: string, expected: string): boolean {
   return squash(actual).startsWith(head) && head.length > 0;
 }
 
-const examples = collect();
+const { examples, skipped, problems } = collectDocExamples();
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
 afterAll(() => {
@@ -94,24 +74,25 @@ describe('documentation examples', () => {
     expect(examples.length).toBeGreaterThan(20);
   });
 
-  it.each(examples.map((example) => [`${example.source} #${String(example.index + 1)}`, example] as const))(
+  it('publishes every guide in docs/ on the site, in the order typedoc.json gives', () => {
+    const config = JSON.parse(readFileSync(join(root, 'typedoc.json'), 'utf8')) as { projectDocuments: string[] };
+    const guides = markdownSources().map((file) => relative(root, file)).filter((file) => file.startsWith('docs'));
+    expect(guides.filter((guide) => !config.projectDocuments.includes(guide))).toEqual([]);
+  });
+
+  it('runs every code block of the guides, or says why not', () => {
+    expect(problems).toEqual([]);
+    for (const block of skipped) expect(block.reason.length, `${block.source}:${String(block.line)}`).toBeGreaterThanOrEqual(10);
+  });
+
+  it.each(examples.map((example) => [`${example.source}:${String(example.line)} (#${String(example.index + 1)})`, example] as const))(
     '%s runs',
     async (_name, example) => {
       const file = join(outDir, `${example.source.replace(/[^\w]+/g, '_')}_${String(example.index)}.ts`);
       writeFileSync(file, localise(example.code));
       // Record what each line logs, to hold the `console.log(x); // expected` comments to it.
-      const logged = new Map<number, string[]>();
-      const log = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
-        const frame = (new Error().stack ?? '').split('\n').find((line) => line.includes(file));
-        const line = Number(/:(\d+):\d+\)?$/.exec(frame ?? '')?.[1]);
-        const text = args.map((arg) => (typeof arg === 'string' ? `'${arg}'` : inspect(arg))).join(' ');
-        logged.set(line, [...(logged.get(line) ?? []), text]);
-      });
-      try {
-        await import(pathToFileURL(file).href);
-      } finally {
-        log.mockRestore();
-      }
+      logged.clear();
+      await import(pathToFileURL(file).href);
       for (const { line, expected } of expectedOutputs(example.code)) {
         const seen = logged.get(line) ?? [];
         expect({ line, output: seen.some((text) => sameOutput(text, expected)) ? expected : seen }).toEqual({ line, output: expected });
