@@ -15,14 +15,19 @@
  * every 500th task start and end, minus the live heap before the run — what
  * the gather actually keeps alive, not the garbage it has not yet collected.
  *
- * Run: node --expose-gc --import tsx bench/gather.bench.ts   (add --json for machine-readable output)
+ * Also: fail-fast latency and how many running siblings each one aborts.
+ *
+ * Run: node --expose-gc --import tsx bench/gather.bench.ts   (--quick for a smoke run, --json for machine-readable output)
  */
+import { Effect } from 'effect';
+import pLimit from 'p-limit';
 import pMap from 'p-map';
 import { safeGather, safeGatherSettled } from '../src/gather.js';
+import { emit, flags, round, target } from './lib/harness.js';
 
 const TASKS = 10_000;
 const CONCURRENCY = 100;
-const ROUNDS = 7;
+const ROUNDS = flags.quick ? 1 : 7;
 const SAMPLE_EVERY = 500;
 
 type Task = (signal?: AbortSignal) => Promise<number>;
@@ -91,6 +96,12 @@ const candidates: Record<string, Runner> = {
   'loopsafe safeGather': (tasks) => safeGather(tasks, { concurrency: CONCURRENCY }),
   'loopsafe safeGatherSettled': (tasks) => safeGatherSettled(tasks, { concurrency: CONCURRENCY }),
   'p-map': (tasks) => pMap(tasks, (task) => task(), { concurrency: CONCURRENCY }),
+  'p-limit': (tasks) => {
+    const limit = pLimit(CONCURRENCY);
+    return Promise.all(tasks.map((task) => limit(task)));
+  },
+  'effect Effect.forEach': (tasks) =>
+    Effect.runPromise(Effect.forEach(tasks, (task) => Effect.tryPromise((signal) => task(signal)), { concurrency: CONCURRENCY })),
   'Promise.all (unbounded)': (tasks) => Promise.all(tasks.map((task) => task())),
 };
 
@@ -111,47 +122,147 @@ async function measure(run: Runner, work: (i: number) => Promise<number>, heap: 
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 
+/**
+ * Fail-fast: tasks of 50 ms at concurrency 100, task 150 fails at 5 ms (while
+ * 100 run). How long after the failure the caller sees the rejection, and how
+ * many of the siblings running at that moment had their signal aborted.
+ */
+interface FailFastRow {
+  name: string;
+  rejectedAfterMs: number;
+  runningAtFailure: number;
+  siblingsAborted: number;
+  stillRunningAtRejection: number;
+}
+
+type FailRunner = (tasks: ((signal?: AbortSignal) => Promise<number>)[]) => Promise<unknown>;
+
+async function failFast(name: string, run: FailRunner): Promise<FailFastRow> {
+  const FAIL_AT = 150;
+  let running = 0;
+  let failedAt = 0;
+  let runningAtFailure = 0;
+  let aborted = 0;
+  const signals: AbortSignal[] = [];
+  const tasks = Array.from({ length: 1_000 }, (_, i) => (signal?: AbortSignal) =>
+    new Promise<number>((resolve, reject) => {
+      running++;
+      if (signal !== undefined) signals.push(signal);
+      const done = (): void => { running--; };
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        done();
+        aborted++;
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        done();
+        if (i === FAIL_AT) {
+          failedAt = performance.now();
+          runningAtFailure = running;
+          reject(new Error('boom'));
+        } else resolve(i);
+      }, i === FAIL_AT ? 5 : 50);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }),
+  );
+  const error = await run(tasks).then(() => undefined, (e: unknown) => e);
+  const rejectedAt = performance.now();
+  const stillRunning = running;
+  if (!(error instanceof Error)) throw new Error(`${name}: did not reject`);
+  await new Promise((resolve) => setTimeout(resolve, 80)); // let ignored siblings finish
+  return { name, rejectedAfterMs: round(rejectedAt - failedAt, 3), runningAtFailure, siblingsAborted: aborted, stillRunningAtRejection: stillRunning };
+}
+
+/** The hand-written pool, stopping at the first failure and aborting one shared controller. */
+async function handWrittenFailFast(tasks: ((signal?: AbortSignal) => Promise<number>)[]): Promise<number[]> {
+  const controller = new AbortController();
+  const results = new Array<number>(tasks.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length && !controller.signal.aborted) {
+      const i = next++;
+      results[i] = await (tasks[i] as (signal?: AbortSignal) => Promise<number>)(controller.signal);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  } catch (error) {
+    controller.abort(error);
+    throw error;
+  }
+  return results;
+}
+
 async function main(): Promise<void> {
   if (gc === undefined) throw new Error('run with --expose-gc: node --expose-gc --import tsx bench/gather.bench.ts');
   const names = Object.keys(candidates);
-  const report: Record<string, unknown[]> = {};
+  const tables: Record<string, unknown[]> = {};
+  const ratios: Record<string, Record<string, number>> = {};
   for (const [workload, work] of Object.entries(workloads)) {
+    if (flags.quick && workload !== 'immediate') continue;
     const samples = new Map(names.map((name) => [name, { ms: [] as number[], heap: [] as number[] }]));
     for (const name of names) await measure(candidates[name] as Runner, work, false); // warm-up
     // Interleave candidates so drift in machine load hits them all alike; the
     // GC-heavy heap runs come after all the timed ones so they cannot skew them.
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let r = 0; r < ROUNDS; r++) {
       for (const name of names) samples.get(name)?.ms.push(await measure(candidates[name] as Runner, work, false));
     }
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let r = 0; r < (flags.quick ? 0 : ROUNDS); r++) {
       for (const name of names) samples.get(name)?.heap.push(await measure(candidates[name] as Runner, work, true));
     }
     const floor = samples.get('hand-written pool');
     const floorMs = median(floor?.ms ?? []);
     const floorHeap = median(floor?.heap ?? []);
-    report[workload] = names.map((name) => {
+    ratios[workload] = {};
+    tables[workload] = names.map((name) => {
       const s = samples.get(name) ?? { ms: [], heap: [] };
       const ms = median(s.ms);
       const heap = median(s.heap);
-      return {
-        name,
-        wallMs: Number(ms.toFixed(2)),
-        wallRatio: Number((ms / floorMs).toFixed(2)),
-        peakHeapKb: Math.round(heap),
-        heapRatio: Number((heap / floorHeap).toFixed(2)),
-      };
+      (ratios[workload] as Record<string, number>)[name] = ms / floorMs;
+      return { name, wallMs: round(ms), ratio: round(ms / floorMs), peakHeapKb: Math.round(heap), heapRatio: round(heap / floorHeap) };
     });
   }
-  if (process.argv.includes('--json')) {
-    console.log(JSON.stringify({ node: process.version, tasks: TASKS, concurrency: CONCURRENCY, rounds: ROUNDS, report }, null, 2));
-    return;
+  const failRows = [
+    await failFast('hand-written pool + shared AbortController', handWrittenFailFast),
+    await failFast('loopsafe safeGather', (tasks) => safeGather(tasks, { concurrency: CONCURRENCY })),
+    await failFast('p-map', (tasks) => pMap(tasks, (task) => task(), { concurrency: CONCURRENCY })),
+    await failFast('p-limit', (tasks) => {
+      const limit = pLimit(CONCURRENCY);
+      return Promise.all(tasks.map((task) => limit(task)));
+    }),
+    await failFast('effect Effect.forEach', (tasks) =>
+      Effect.runPromise(Effect.forEach(tasks, (task) => Effect.tryPromise((signal) => task(signal)), { concurrency: CONCURRENCY }))),
+  ];
+  tables.failFast = failRows;
+  const mineFail = failRows[1];
+  const immediate = ratios.immediate ?? {};
+  const failures: string[] = [];
+  if (mineFail !== undefined && mineFail.stillRunningAtRejection !== 0) {
+    failures.push(`safeGather rejected with ${String(mineFail.stillRunningAtRejection)} siblings still running`);
   }
-  for (const [workload, rows] of Object.entries(report)) {
-    console.log(
-      `\n${workload}: ${String(TASKS)} tasks, concurrency ${String(CONCURRENCY)} — Node ${process.version}, median of ${String(ROUNDS)}, ratios to the hand-written pool`,
-    );
-    console.table(rows);
-  }
+  emit(
+    {
+      bench: 'gather',
+      node: process.version,
+      quick: flags.quick,
+      params: { tasks: TASKS, concurrency: CONCURRENCY, rounds: ROUNDS },
+      tables,
+      targets: [
+        target('gather.pool', 'safeGather vs hand-written pool (immediate workload)', immediate['loopsafe safeGather'] ?? Number.NaN, 2),
+        target('gather.vsPMap', 'safeGather vs p-map (immediate workload; must be < 1)', (immediate['loopsafe safeGather'] ?? Number.NaN) / (immediate['p-map'] ?? Number.NaN), 0.999),
+        target('gather.failFast', 'safeGather fail-fast: rejection after the failure', mineFail?.rejectedAfterMs ?? Number.NaN, 1, ' ms'),
+        target('gather.aborted', 'safeGather fail-fast: running siblings not aborted', mineFail === undefined ? Number.NaN : mineFail.runningAtFailure - mineFail.siblingsAborted, 0, ''),
+      ],
+      failures,
+      notes: [
+        `${String(TASKS)} tasks at concurrency ${String(CONCURRENCY)}; wall time median of ${String(ROUNDS)}; peak heap = live heap (after a full GC) sampled every ${String(SAMPLE_EVERY)} tasks, minus the heap before`,
+        'p-map and p-limit give tasks no signal: their siblings cannot be aborted, only abandoned',
+      ],
+    },
+    { immediate: 'immediate workload (each task waits a macrotask)', microtask: 'microtask workload (pure overhead)', failFast: 'Fail-fast: 1,000 tasks of 50 ms at concurrency 100, one fails at 5 ms' },
+  );
 }
 
 await main();

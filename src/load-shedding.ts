@@ -21,7 +21,7 @@ export interface LoadShedderOptions {
    */
   monitor?: Pick<EventLoopMonitor, 'snapshot'> | undefined;
   /**
-   * Shed when the last window's p99 lag is above this many milliseconds (`Infinity`: never for lag).
+   * Shed when the last window's worst lag (one long block counts) is above this many milliseconds (`Infinity`: never for lag).
    * @defaultValue `200`
    */
   maxLagMs?: number | undefined;
@@ -47,7 +47,7 @@ export type ShedDecision =
   | {
       /** Take the work. */
       readonly shed: false;
-      /** The last window's p99 event-loop lag, in ms. */
+      /** The last window's worst event-loop lag, in ms. */
       readonly lagMs: number;
       /** The last window's event-loop utilisation, from 0 to 1. */
       readonly utilization: number;
@@ -57,7 +57,7 @@ export type ShedDecision =
       readonly shed: true;
       /** The threshold passed (`'lag'` wins when both are). */
       readonly reason: OverloadReason;
-      /** The last window's p99 event-loop lag, in ms. */
+      /** The last window's worst event-loop lag, in ms. */
       readonly lagMs: number;
       /** The last window's event-loop utilisation, from 0 to 1. */
       readonly utilization: number;
@@ -78,7 +78,7 @@ function readLimit(name: string, value: unknown, fallback: number, max: number):
 
 /**
  * Decides, request by request, whether the process is too busy to take more
- * work: the last event-loop window's p99 lag above `maxLagMs`, or its
+ * work: the last event-loop window's worst lag above `maxLagMs`, or its
  * utilisation above `maxUtilization`. Cheap to call per request — it reads the
  * monitor's last sample, and measures nothing itself. Each shed decision is
  * published on `loopsafe:shed`. Disposable (stops its own monitor, if it made one).
@@ -136,7 +136,9 @@ export class LoadShedder implements Disposable {
    */
   check(): ShedDecision {
     const sample: EventLoopSample = this.#monitor.snapshot();
-    const lagMs = sample.p99LagMs;
+    // The worst lag of the window, not its p99: one long block is a single lag
+    // sample (p99 misses it), yet every request queued behind it waited that long.
+    const lagMs = sample.maxLagMs;
     const { utilization } = sample;
     const lagRatio = lagMs / this.#maxLagMs;
     const utilizationRatio = utilization / this.#maxUtilization;

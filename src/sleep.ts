@@ -56,7 +56,8 @@ class Sleeper extends CancelNode {
  * - Inside a scope whose deadline comes first, stops at that deadline and
  *   rejects with the scope's {@link TimeoutError} instead of sleeping past it.
  * - Delays above 2^31−1 ms are chunked (Node would fire them after 1 ms);
- *   `Infinity` sleeps until aborted.
+ *   `Infinity` sleeps until aborted. A timer that fires early is re-armed, so
+ *   the sleep never ends earlier than Node's 1 ms timer resolution allows.
  * - `safeSleep(0)` waits for a full timer turn, so timers that expired while
  *   the event loop was blocked run first.
  *

@@ -48,6 +48,13 @@ describe('LoadShedder', () => {
     ]);
   });
 
+  it('sheds on a single long block that the window’s p99 misses (its worst lag counts)', () => {
+    // A 300 ms block is one late lag sample: p99 stays low, the maximum does not.
+    const blocked: EventLoopSample = { ...sample(0.6, 0.9), maxLagMs: 300 };
+    using shedder = new LoadShedder({ monitor: fakeMonitor(blocked), maxLagMs: 100 });
+    expect(shedder.check()).toMatchObject({ shed: true, reason: 'lag', lagMs: 300, retryAfterSeconds: 3 });
+  });
+
   it('sheds on utilisation; lag wins when both are passed; Retry-After is capped', () => {
     const monitor = fakeMonitor(sample(10, 0.99));
     using shedder = new LoadShedder({ monitor, maxLagMs: 200, maxUtilization: 0.9, maxRetryAfterSeconds: 3 });

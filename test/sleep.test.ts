@@ -188,6 +188,22 @@ describe('safeSleep()', () => {
     expect(handles.map((h) => h.unrefCalled)).toEqual([true, false]);
   });
 
+  it('counts a timer that fires within its 1 ms granularity as on time, instead of losing a loop turn', async () => {
+    let now = 0;
+    const callbacks: (() => void)[] = [];
+    const clock = {
+      now: () => now,
+      setTimeout: (callback: () => void) => callbacks.push(callback),
+      clearTimeout: () => undefined,
+    };
+    const sleeping = observe(safeSleep(100, { clock }));
+    now = 99.4; // Node timers count whole milliseconds from a loop time that can lag performance.now()
+    callbacks.shift()?.();
+    await realDelay(0);
+    expect(sleeping.outcome.status).toBe('fulfilled');
+    expect(callbacks).toHaveLength(0);
+  });
+
   it('re-arms a timer that fires early instead of waking early', async () => {
     let now = 0;
     const callbacks: (() => void)[] = [];
@@ -197,7 +213,7 @@ describe('safeSleep()', () => {
       clearTimeout: () => undefined,
     };
     const sleeping = observe(safeSleep(100, { clock }));
-    now = 99.5; // the timer fires half a millisecond early
+    now = 95; // the timer fires 5 ms early: more than a timer's 1 ms granularity
     callbacks.shift()?.();
     await realDelay(0);
     expect(sleeping.outcome.status).toBe('pending');

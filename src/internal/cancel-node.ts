@@ -10,6 +10,9 @@
  */
 import { MAX_TIMER_DELAY_MS, type Clock } from '../clock.js';
 
+/** How early (in ms) a timer may fire and still count as on time: Node's timer resolution. */
+const TIMER_GRANULARITY_MS = 1;
+
 /** What a node needs from the scope it hangs under. */
 export interface ParentNode {
   readonly _clock: Clock;
@@ -49,14 +52,18 @@ export abstract class CancelNode {
   /** The parent scope or the outside signal cancelled this node. Links are already cut. */
   abstract _onCancel(reason: unknown): void;
 
-  /** Arms the timer for `_timerAt`, chunked past 2^31−1 ms and re-armed if it fires early. */
+  /** Arms the timer for `_timerAt`, chunked past 2^31−1 ms and re-armed if it fires more than 1 ms early. */
   _arm(): void {
     const at = this._timerAt;
     if (at === Number.POSITIVE_INFINITY) return;
     const delay = Math.min(Math.max(at - this._clock.now(), 0), MAX_TIMER_DELAY_MS);
     const handle = this._clock.setTimeout(() => {
       this._timer = undefined;
-      if (this._clock.now() >= at) this._onDeadline();
+      // Node's timers count whole milliseconds from a loop time that can lag
+      // `performance.now()`, so they may fire a fraction of a millisecond early.
+      // Within that granularity the deadline is due: re-arming would cost a
+      // whole loop turn (under load, tens of milliseconds late instead of <1 ms early).
+      if (this._clock.now() >= at - TIMER_GRANULARITY_MS) this._onDeadline();
       else this._arm();
     }, delay);
     this._timer = handle;

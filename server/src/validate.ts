@@ -1,0 +1,117 @@
+/**
+ * Input validation for requests and WebSocket messages: every bad value
+ * becomes a {@link BadRequest} whose message names the input and shows the value.
+ */
+import { FAULTS, isFault, type Fault } from './upstream.js';
+
+/** Bad client input: HTTP 400, WebSocket close 1008. */
+export class BadRequest extends Error {
+  override name = 'BadRequest';
+}
+
+const show = (value: unknown): string => {
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+};
+
+/**
+ * Reads the request budget from `x-request-timeout` (integer milliseconds).
+ *
+ * @param header - The header value(s); absent means `fallbackMs`.
+ * @param fallbackMs - The server default.
+ * @param maxMs - Larger budgets are clamped to this.
+ * @returns The budget in ms.
+ * @throws {@link BadRequest} unless the header is one integer from 1 to 10^9.
+ */
+export function parseRequestTimeout(header: string | string[] | undefined, fallbackMs: number, maxMs: number): number {
+  if (header === undefined) return fallbackMs;
+  if (Array.isArray(header)) throw new BadRequest('x-request-timeout must be sent once');
+  const text = header.trim();
+  if (!/^\d{1,10}$/.test(text) || Number(text) < 1 || Number(text) > 1e9) {
+    throw new BadRequest(`x-request-timeout must be an integer number of milliseconds from 1 to 1000000000, got ${show(header)}`);
+  }
+  return Math.min(Number(text), maxMs);
+}
+
+/** Reads query parameters, rejecting unknown and repeated ones. */
+export class Query {
+  readonly #params: URLSearchParams;
+
+  constructor(params: URLSearchParams, allowed: readonly string[]) {
+    for (const key of new Set(params.keys())) {
+      if (!allowed.includes(key)) {
+        throw new BadRequest(`unknown query parameter ${show(key)}; allowed: ${allowed.join(', ') || 'none'}`);
+      }
+      if (params.getAll(key).length > 1) throw new BadRequest(`query parameter ${show(key)} must be given once`);
+    }
+    this.#params = params;
+  }
+
+  has(key: string): boolean {
+    return this.#params.has(key);
+  }
+
+  int(key: string, min: number, max: number, fallback: number): number {
+    const raw = this.#params.get(key);
+    if (raw === null) return fallback;
+    return readInt(key, raw, min, max);
+  }
+
+  rate(key: string, fallback: number): number {
+    const raw = this.#params.get(key);
+    if (raw === null) return fallback;
+    const value = Number(raw);
+    if (raw.trim() === '' || !(value >= 0 && value <= 1)) throw new BadRequest(`${key} must be a number from 0 to 1, got ${show(raw)}`);
+    return value;
+  }
+
+  fault(key: string, fallback: Fault): Fault {
+    const raw = this.#params.get(key);
+    if (raw === null) return fallback;
+    return readFault(key, raw);
+  }
+
+  /** A fault, or a comma-separated list of exactly `n` faults (one per upstream call). */
+  faultList(key: string, n: number): Fault | Fault[] | undefined {
+    const raw = this.#params.get(key);
+    if (raw === null) return undefined;
+    if (!raw.includes(',')) return readFault(key, raw);
+    const list = raw.split(',').map((part) => readFault(key, part));
+    if (list.length !== n) throw new BadRequest(`${key} lists ${list.length} faults but n is ${n}`);
+    return list;
+  }
+}
+
+/**
+ * Reads an integer within bounds.
+ *
+ * @throws {@link BadRequest} naming `name` and showing the value.
+ */
+export function readInt(name: string, raw: unknown, min: number, max: number): number {
+  const value = typeof raw === 'string' && /^-?\d{1,15}$/.test(raw.trim()) ? Number(raw) : raw;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new BadRequest(`${name} must be an integer from ${min} to ${max}, got ${show(raw)}`);
+  }
+  return value;
+}
+
+/**
+ * Reads a fault name.
+ *
+ * @throws {@link BadRequest} for anything not in {@link FAULTS}.
+ */
+export function readFault(name: string, raw: unknown): Fault {
+  if (typeof raw !== 'string' || !isFault(raw)) throw new BadRequest(`${name} must be one of ${FAULTS.join(', ')}, got ${show(raw)}`);
+  return raw;
+}
+
+/**
+ * Picks the fault of each of `n` upstream calls: an explicit list as given; a
+ * single fault for each call with probability `rate`; `none` without a fault.
+ *
+ * @returns One fault per call.
+ */
+export function planFaults(n: number, fault: Fault | Fault[] | undefined, rate: number, random: () => number = Math.random): Fault[] {
+  if (Array.isArray(fault)) return fault;
+  return Array.from({ length: n }, () => (fault !== undefined && fault !== 'none' && random() < rate ? fault : 'none'));
+}
