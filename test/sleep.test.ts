@@ -4,7 +4,7 @@ import { TimeoutError } from '../src/errors.js';
 import { withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
 import { abortListenerCount, createManualClock } from '../src/testing.js';
-import { observe, realDelay } from './fixtures/observe.js';
+import { observe, realDelay, steppedClock } from './fixtures/observe.js';
 
 describe('safeSleep()', () => {
   it('resolves after exactly the given time on the clock', async () => {
@@ -189,37 +189,25 @@ describe('safeSleep()', () => {
   });
 
   it('counts a timer that fires within its 1 ms granularity as on time, instead of losing a loop turn', async () => {
-    let now = 0;
-    const callbacks: (() => void)[] = [];
-    const clock = {
-      now: () => now,
-      setTimeout: (callback: () => void) => callbacks.push(callback),
-      clearTimeout: () => undefined,
-    };
-    const sleeping = observe(safeSleep(100, { clock }));
-    now = 99.4; // Node timers count whole milliseconds from a loop time that can lag performance.now()
-    callbacks.shift()?.();
+    const stepped = steppedClock();
+    const sleeping = observe(safeSleep(100, { clock: stepped.clock }));
+    stepped.setNow(99.4); // Node timers count whole milliseconds from a loop time that can lag performance.now()
+    stepped.fireNext();
     await realDelay(0);
     expect(sleeping.outcome.status).toBe('fulfilled');
-    expect(callbacks).toHaveLength(0);
+    expect(stepped.pending).toHaveLength(0);
   });
 
   it('re-arms a timer that fires early instead of waking early', async () => {
-    let now = 0;
-    const callbacks: (() => void)[] = [];
-    const clock = {
-      now: () => now,
-      setTimeout: (callback: () => void) => callbacks.push(callback),
-      clearTimeout: () => undefined,
-    };
-    const sleeping = observe(safeSleep(100, { clock }));
-    now = 95; // the timer fires 5 ms early: more than a timer's 1 ms granularity
-    callbacks.shift()?.();
+    const stepped = steppedClock();
+    const sleeping = observe(safeSleep(100, { clock: stepped.clock }));
+    stepped.setNow(95); // the timer fires 5 ms early: more than a timer's 1 ms granularity
+    stepped.fireNext();
     await realDelay(0);
     expect(sleeping.outcome.status).toBe('pending');
-    expect(callbacks).toHaveLength(1);
-    now = 100;
-    callbacks.shift()?.();
+    expect(stepped.pending).toHaveLength(1);
+    stepped.setNow(100);
+    stepped.fireNext();
     await realDelay(0);
     expect(sleeping.outcome.status).toBe('fulfilled');
   });

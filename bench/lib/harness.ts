@@ -6,6 +6,7 @@
  * round by round, and reports each as a ratio to a hand-written baseline
  * measured in the same run: absolute times on shared machines are noise.
  */
+import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 
 /** `--quick`: a smoke run (fewer calls and rounds) for `npm test`. `--json`: print the report as JSON. */
@@ -120,4 +121,33 @@ export function emit(report: BenchReport, titles: Record<string, string> = {}): 
     for (const failure of report.failures) console.error(`FAILED: ${failure}`);
   }
   if (report.failures.length > 0) process.exitCode = 1;
+}
+
+/**
+ * Runs a TypeScript file in a child Node process (with `--expose-gc`, through
+ * tsx) and parses the JSON on the last line it prints. Each bench and scenario
+ * variant gets a fresh process, so one cannot warm up or pollute another.
+ *
+ * @param file - The script to run.
+ * @param args - Its arguments.
+ * @param nodeBinary - The Node binary. @defaultValue the current one
+ */
+export function runJsonChild<T>(file: string, args: readonly string[], nodeBinary = process.execPath): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(nodeBinary, ['--no-warnings', '--expose-gc', '--import', 'tsx', file, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      try {
+        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as T);
+      } catch {
+        reject(new Error(`${file} ${args.join(' ')} exited ${String(code)}:\n${err}${out}`));
+      }
+    });
+  });
 }
