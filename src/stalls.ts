@@ -114,7 +114,7 @@ class Watcher implements StallWatcher {
       }
       if (kind === undefined) continue;
       this.#reported.add(scope);
-      found.push(Object.freeze({ kind, name: entry.name, parent: entry.parent, ageMs: entry.ageMs, overdueMs, scope }));
+      found.push(Object.freeze({ kind, name: entry.name, parent: entry.parent, ageMs: entry.ageMs, overdueMs, scope, stack: entry.stack }));
     }
     for (const stall of found) {
       publishStall(stall);

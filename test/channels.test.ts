@@ -65,7 +65,7 @@ describe('diagnostics channels', () => {
     publishTimeout('x', 10, error, scope);
     publishRetry('r', 1, 5, error);
     publishGatherCancel('g', 'failure', error, 2);
-    publishStall({ kind: 'overdue', name: 'x', parent: undefined, ageMs: 1, overdueMs: 1, scope });
+    publishStall({ kind: 'overdue', name: 'x', parent: undefined, ageMs: 1, overdueMs: 1, scope, stack: undefined });
     publishShed('lag', 300, 0.5, 2);
     for (const spy of spies) expect(spy).not.toHaveBeenCalled();
   });
@@ -75,7 +75,7 @@ describe('diagnostics channels', () => {
     try {
       using scope = timeoutContext(10, { name: 'checkout' });
       const error = new TimeoutError(undefined, { scopeName: 'checkout', timeoutMs: 10 });
-      const stall: StallMessage = { kind: 'no-deadline', name: 'checkout', parent: undefined, ageMs: 7, overdueMs: 0, scope };
+      const stall: StallMessage = { kind: 'no-deadline', name: 'checkout', parent: undefined, ageMs: 7, overdueMs: 0, scope, stack: undefined };
       publishTimeout('checkout', 10, error, scope);
       publishRetry('fetch', 2, 40, error);
       publishGatherCancel('fan-out', 'timeout', error, 3);

@@ -1,7 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { channelNames, type StallMessage } from '../src/internal/channels.js';
-import { timeoutContext, withTimeout } from '../src/scope.js';
+import { captureScopeStacks, timeoutContext, withTimeout } from '../src/scope.js';
 import { watchStalls } from '../src/stalls.js';
 import { createManualClock } from '../src/testing.js';
 import { observe } from './fixtures/observe.js';
@@ -110,6 +110,31 @@ describe('watchStalls()', () => {
         ['no-deadline', 'outer', undefined, 0],
         ['no-deadline', 'inner', 'outer', 0],
       ]);
+      work.finish();
+      await outer;
+    } finally {
+      work.finish();
+    }
+  });
+
+  it('says where a stalled scope was opened while scope stacks are captured', async () => {
+    const clock = createManualClock();
+    using watchdog = watchStalls({ noDeadlineMs: 10, intervalMs: 10_000, clock });
+    const work = stubborn();
+    const before = captureScopeStacks(true);
+    let outer: Promise<unknown> | undefined;
+    try {
+      outer = withTimeout(Number.POSITIVE_INFINITY, function openedInStallsTest() {
+        return work.promise;
+      }, { clock });
+    } finally {
+      captureScopeStacks(before);
+    }
+    try {
+      await clock.advance(11);
+      const [stall] = watchdog.check();
+      expect(stall?.name).toBe('openedInStallsTest');
+      expect(stall?.stack).toContain('stalls.test.ts');
       work.finish();
       await outer;
     } finally {

@@ -134,6 +134,8 @@ export interface StallMessage {
   readonly overdueMs: number;
   /** The live scope. */
   readonly scope: Scope;
+  /** Where the scope was opened, while `captureScopeStacks()` is on; else `undefined`. */
+  readonly stack: string | undefined;
 }
 
 /**
