@@ -35,7 +35,7 @@ export interface EventLoopSample {
   readonly utilization: number;
   /** Lag measurements in the window (the histogram's count). */
   readonly samples: number;
-  /** The thresholds passed in this window (`p99LagMs > thresholds.lagMs`, `utilization > thresholds.utilization`). */
+  /** The thresholds passed in this window (`maxLagMs > thresholds.lagMs`, `utilization > thresholds.utilization`): one long block counts. */
   readonly exceeded: readonly OverloadReason[];
 }
 
@@ -74,7 +74,7 @@ export interface EventLoopMonitorOptions {
  * @category Event loop
  */
 export interface EventLoopThresholds {
-  /** p99 lag, in milliseconds, above which the loop counts as lagging. */
+  /** Worst lag of a window, in milliseconds, above which the loop counts as lagging (one long block is enough). */
   lagMs?: number | undefined;
   /** Utilisation (0 to 1) above which the loop counts as saturated. */
   utilization?: number | undefined;
@@ -186,7 +186,7 @@ class Monitor implements EventLoopMonitor {
     const delta = performance.eventLoopUtilization(elu, this.#elu);
     const utilization = Number.isFinite(delta.utilization) ? Math.min(1, Math.max(0, delta.utilization)) : 0;
     const exceeded: OverloadReason[] = [];
-    if (p99 > this.#thresholds.lagMs) exceeded.push('lag');
+    if (max > this.#thresholds.lagMs) exceeded.push('lag');
     if (utilization > this.#thresholds.utilization) exceeded.push('utilization');
     histogram.reset();
     this.#elu = elu;
