@@ -8,7 +8,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { rethrowAtCaller } from './errors.js';
 import { ambient } from './internal/scope-node.js';
-import { assertClock, assertDuration, assertFunction, assertOptions, assertSignal, describe } from './internal/validate.js';
+import { assertClock, assertDuration, assertFunction, assertOptions, assertSignal, describe, isPromiseLike } from './internal/validate.js';
 import { yieldToEventLoop } from './event-loop.js';
 
 /**
@@ -31,10 +31,6 @@ export interface CooperativeOptions {
 }
 
 const COOPERATIVE_OPTIONS = new Set(['budgetMs', 'signal', 'clock']);
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 /**
  * Calls `fn(item, index)` for each item of `items` (sync or async iterable),

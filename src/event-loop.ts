@@ -8,7 +8,8 @@ import { monitorEventLoopDelay, performance, type EventLoopUtilization, type Int
 import { setImmediate as realSetImmediate } from 'node:timers';
 import { systemClock, type Clock } from './clock.js';
 import type { OverloadReason } from './internal/channels.js';
-import { assertClock, assertFunction, assertOptions, describe } from './internal/validate.js';
+import { repeatEvery, type Repetition } from './internal/repeat.js';
+import { assertClock, assertFunction, assertInterval, assertOptions, describe } from './internal/validate.js';
 
 /**
  * Event-loop statistics for one window, from {@link monitorEventLoop}.
@@ -127,9 +128,8 @@ class Monitor implements EventLoopMonitor {
   readonly #histogram: IntervalHistogram;
   #elu: EventLoopUtilization;
   #windowStart: number;
-  #timer: unknown = undefined;
   #last: EventLoopSample | undefined = undefined;
-  #running = true;
+  readonly #repetition: Repetition;
 
   constructor(clock: Clock, intervalMs: number, resolutionMs: number, thresholds: { lagMs: number; utilization: number }, onSample: ((sample: EventLoopSample) => void) | undefined) {
     this.#clock = clock;
@@ -141,28 +141,15 @@ class Monitor implements EventLoopMonitor {
     this.#histogram.enable();
     this.#elu = performance.eventLoopUtilization();
     this.#windowStart = clock.now();
-    this.#schedule();
+    this.#repetition = repeatEvery(clock, intervalMs, () => {
+      const sample = this.#measure();
+      this.#last = sample;
+      this.#onSample?.(sample);
+    });
   }
 
   get running(): boolean {
-    return this.#running;
-  }
-
-  #schedule(): void {
-    const handle = this.#clock.setTimeout(() => {
-      this.#tick();
-    }, this.#intervalMs);
-    (handle as { unref?: () => void } | null)?.unref?.();
-    this.#timer = handle;
-  }
-
-  #tick(): void {
-    this.#timer = undefined;
-    if (!this.#running) return;
-    const sample = this.#measure();
-    this.#last = sample;
-    this.#schedule();
-    this.#onSample?.(sample);
+    return this.#repetition.running;
   }
 
   /** Closes the window: its statistics, and a new window starts. */
@@ -199,12 +186,8 @@ class Monitor implements EventLoopMonitor {
   }
 
   stop(): void {
-    if (!this.#running) return;
-    this.#running = false;
-    if (this.#timer !== undefined) {
-      this.#clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    if (!this.#repetition.running) return;
+    this.#repetition.stop();
     this.#histogram.disable();
   }
 
@@ -246,10 +229,7 @@ class Monitor implements EventLoopMonitor {
 export function monitorEventLoop(options?: EventLoopMonitorOptions): EventLoopMonitor {
   assertOptions('monitorEventLoop', options, MONITOR_OPTIONS);
   const { intervalMs = 1_000, resolutionMs = 10, thresholds, onSample, clock } = options ?? {};
-  if (typeof intervalMs !== 'number') throw new TypeError(`Expected \`intervalMs\` to be a number of milliseconds, got ${describe(intervalMs)}`);
-  if (!(intervalMs >= 1 && Number.isFinite(intervalMs))) {
-    throw new RangeError(`Expected \`intervalMs\` to be a finite number of milliseconds ≥ 1, got ${describe(intervalMs)}`);
-  }
+  assertInterval('intervalMs', intervalMs);
   if (typeof resolutionMs !== 'number') throw new TypeError(`Expected \`resolutionMs\` to be an integer number of milliseconds, got ${describe(resolutionMs)}`);
   if (!(Number.isInteger(resolutionMs) && resolutionMs >= 1)) {
     throw new RangeError(`Expected \`resolutionMs\` to be an integer number of milliseconds ≥ 1, got ${describe(resolutionMs)}`);

@@ -11,7 +11,7 @@ import { rethrowAtCaller, TimeoutError } from './errors.js';
 import { publishRetry } from './internal/channels.js';
 import { runScoped } from './internal/run-scoped.js';
 import { ambient, ScopeNode } from './internal/scope-node.js';
-import { assertClock, assertDuration, assertFunction, assertOptionalString, assertOptions, assertSignal, describe } from './internal/validate.js';
+import { assertClock, assertDuration, assertFunction, assertOptionalString, assertOptions, assertSignal, describe, isPromiseLike } from './internal/validate.js';
 import { assertRetryBudget, type RetryBudget } from './retry-budget.js';
 import { safeSleep } from './sleep.js';
 
@@ -158,10 +158,6 @@ function readPlan(options: RetryOptions | undefined): Plan {
     attemptTimeout: attemptTimeout === Number.POSITIVE_INFINITY ? undefined : attemptTimeout,
     shouldRetry, onRetry, retryAfter, budget,
   };
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**

@@ -7,7 +7,8 @@
  */
 import { systemClock, type Clock } from './clock.js';
 import { publishStall, type StallKind, type StallMessage } from './internal/channels.js';
-import { assertClock, assertDuration, assertFunction, assertOptions, describe } from './internal/validate.js';
+import { repeatEvery, type Repetition } from './internal/repeat.js';
+import { assertClock, assertDuration, assertFunction, assertInterval, assertOptions } from './internal/validate.js';
 import { pendingScopes, type Scope } from './scope.js';
 
 /**
@@ -56,40 +57,26 @@ export interface StallWatcher extends Disposable {
 const WATCH_OPTIONS = new Set(['graceMs', 'noDeadlineMs', 'intervalMs', 'onStall', 'clock']);
 
 class Watcher implements StallWatcher {
-  readonly #clock: Clock;
   readonly #graceMs: number;
   readonly #noDeadlineMs: number;
-  readonly #intervalMs: number;
   readonly #onStall: ((stall: StallMessage) => void) | undefined;
   /** Scopes already reported: each is reported once. */
   readonly #reported = new WeakSet<Scope>();
   /** When a cancelled scope (whose deadline has not passed) was first seen still running. */
   readonly #cancelledSince = new WeakMap<Scope, number>();
-  #timer: unknown = undefined;
-  #running = true;
+  readonly #repetition: Repetition;
 
   constructor(clock: Clock, graceMs: number, noDeadlineMs: number, intervalMs: number, onStall: ((stall: StallMessage) => void) | undefined) {
-    this.#clock = clock;
     this.#graceMs = graceMs;
     this.#noDeadlineMs = noDeadlineMs;
-    this.#intervalMs = intervalMs;
     this.#onStall = onStall;
-    this.#schedule();
+    this.#repetition = repeatEvery(clock, intervalMs, () => {
+      this.check();
+    });
   }
 
   get running(): boolean {
-    return this.#running;
-  }
-
-  #schedule(): void {
-    const handle = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
-      if (!this.#running) return;
-      this.#schedule();
-      this.check();
-    }, this.#intervalMs);
-    (handle as { unref?: () => void } | null)?.unref?.();
-    this.#timer = handle;
+    return this.#repetition.running;
   }
 
   check(): StallMessage[] {
@@ -124,12 +111,7 @@ class Watcher implements StallWatcher {
   }
 
   stop(): void {
-    if (!this.#running) return;
-    this.#running = false;
-    if (this.#timer !== undefined) {
-      this.#clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.#repetition.stop();
   }
 
   [Symbol.dispose](): void {
@@ -178,10 +160,7 @@ export function watchStalls(options?: WatchStallsOptions): StallWatcher {
   const { graceMs = 1_000, noDeadlineMs = 60_000, intervalMs = 1_000, onStall, clock } = options ?? {};
   assertDuration('graceMs', graceMs);
   assertDuration('noDeadlineMs', noDeadlineMs);
-  if (typeof intervalMs !== 'number') throw new TypeError(`Expected \`intervalMs\` to be a number of milliseconds, got ${describe(intervalMs)}`);
-  if (!(intervalMs >= 1 && Number.isFinite(intervalMs))) {
-    throw new RangeError(`Expected \`intervalMs\` to be a finite number of milliseconds ≥ 1, got ${describe(intervalMs)}`);
-  }
+  assertInterval('intervalMs', intervalMs);
   if (onStall !== undefined) assertFunction('onStall', onStall);
   assertClock('clock', clock);
   return new Watcher(clock ?? systemClock, graceMs, noDeadlineMs, intervalMs, onStall);

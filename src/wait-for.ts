@@ -17,6 +17,7 @@ import {
   assertOptions,
   assertSignal,
   describe,
+  isPromiseLike,
 } from './internal/validate.js';
 
 /**
@@ -120,14 +121,10 @@ export function safeWaitFor<T, F = never>(
     }
   }
   if (typeof task === 'function') return waitForFunction(task, timeout, options);
-  if (!isThenable(task)) {
+  if (!isPromiseLike(task)) {
     throw new TypeError(`Expected \`task\` to be a promise or a function of an AbortSignal, got ${describe(task)}`);
   }
   return waitForPromise(task, timeout, options);
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 class PromiseWaiter<T> extends CancelNode {

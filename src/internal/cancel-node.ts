@@ -9,6 +9,7 @@
  * @module
  */
 import { MAX_TIMER_DELAY_MS, type Clock } from '../clock.js';
+import { unrefTimer } from './repeat.js';
 
 /** How early (in ms) a timer may fire and still count as on time: Node's timer resolution. */
 const TIMER_GRANULARITY_MS = 1;
@@ -67,7 +68,7 @@ export abstract class CancelNode {
       else this._arm();
     }, delay);
     this._timer = handle;
-    if (this._unref) (handle as { unref?: () => void } | null)?.unref?.();
+    if (this._unref) unrefTimer(handle);
   }
 
   _disarm(): void {

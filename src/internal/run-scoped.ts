@@ -7,14 +7,7 @@
  */
 import { rethrowAtCaller } from '../errors.js';
 import { ambient, type ScopeNode } from './scope-node.js';
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
+import { isPromiseLike } from './validate.js';
 
 /** Read through a call: `fn` may have cancelled the scope, which flow analysis cannot see. */
 function isCancelled(scope: ScopeNode): boolean {

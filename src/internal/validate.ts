@@ -30,6 +30,23 @@ export function assertDuration(name: string, value: unknown): asserts value is n
   }
 }
 
+/** The period of a repeating timer: a finite number of milliseconds ≥ 1. */
+export function assertInterval(name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number') throw new TypeError(`Expected \`${name}\` to be a number of milliseconds, got ${describe(value)}`);
+  if (!(value >= 1 && Number.isFinite(value))) {
+    throw new RangeError(`Expected \`${name}\` to be a finite number of milliseconds ≥ 1, got ${describe(value)}`);
+  }
+}
+
+/** Whether `value` can be awaited as a promise (a thenable object or function). */
+export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
 /** A count of concurrent holders: an integer ≥ 1, or `Infinity`. */
 export function assertCount(name: string, value: unknown): asserts value is number {
   if (typeof value !== 'number') {
