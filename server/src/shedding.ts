@@ -45,8 +45,8 @@ export interface LagShedderOptions {
 const WINDOWS_KEPT = 10;
 
 /**
- * Sheds while the last window's p99 lag is over `maxLagMs`, and for
- * `cooldownMs` after any window was (or closed more than `maxLagMs` late). The monitor's timer runs in the timers
+ * Sheds while the last window's worst lag is over `maxLagMs`, and for
+ * `cooldownMs` after any window was. The monitor's timer runs in the timers
  * phase, before the poll phase reads new requests, so the first request after
  * a long block already sees the window that contains it. The timer is unref'd.
  *
@@ -63,10 +63,9 @@ export function createLagShedder(options: LagShedderOptions): Shedder {
     onSample: (sample) => {
       windows.push(sample);
       if (windows.length > WINDOWS_KEPT) windows.shift();
-      // The window that closes right after a long block may not hold the block's histogram
-      // sample yet (it lands in the next window); the monitor's own late timer always does.
-      const lateMs = sample.windowMs - intervalMs;
-      if (sample.exceeded.includes('lag') || lateMs > options.maxLagMs) shedUntil = performance.now() + options.cooldownMs;
+      // `exceeded` goes by the window's worst lag, which includes how late the monitor's own
+      // timer ran: a long block counts even before its histogram sample lands.
+      if (sample.exceeded.includes('lag')) shedUntil = performance.now() + options.cooldownMs;
     },
   });
   // Utilisation alone never sheds here: a busy but punctual loop is doing its job.
