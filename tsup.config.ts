@@ -1,5 +1,6 @@
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { build, type Plugin } from 'esbuild';
 import { defineConfig } from 'tsup';
 
 const entry = { index: 'src/index.ts', testing: 'src/testing.ts' };
@@ -32,6 +33,38 @@ async function wrapEsmAroundCjs(): Promise<void> {
   if (!check.includes('withTimeout')) throw new Error('ESM wrapper is missing exports');
 }
 
+/** Resolves the engine's `./platform.js` to the browser implementation. */
+const browserPlatform: Plugin = {
+  name: 'loopsafe-browser-platform',
+  setup(builder) {
+    builder.onResolve({ filter: /\/platform\.js$/ }, (args) => ({ path: resolve(args.resolveDir, args.path.replace(/\.js$/, '.browser.ts')) }));
+  },
+};
+
+/**
+ * The browser build (the `browser` export condition): a real ES module, so
+ * bundlers tree-shake it, with `platform.browser.ts` in place of the `node:`
+ * modules. It has no dual-package hazard to avoid (there is no
+ * `AsyncLocalStorage` to share), and it exports the same API, so it shares
+ * `index.d.ts`.
+ */
+async function buildBrowser(): Promise<void> {
+  await build({
+    entryPoints: { browser: 'src/index.ts' },
+    outdir: 'dist',
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    sourcemap: true,
+    plugins: [browserPlatform],
+    logLevel: 'warning',
+  });
+  const code = await readFile(join('dist', 'browser.js'), 'utf8');
+  const nodeImport = /(?:from|import\()\s*["']node:[^"']+["']/.exec(code);
+  if (nodeImport !== null) throw new Error(`the browser build imports a Node module: ${nodeImport[0]}`);
+}
+
 export default defineConfig({
   entry,
   format: ['esm', 'cjs'],
@@ -42,5 +75,8 @@ export default defineConfig({
   platform: 'node',
   splitting: false,
   treeshake: true,
-  onSuccess: wrapEsmAroundCjs,
+  onSuccess: async () => {
+    await wrapEsmAroundCjs();
+    await buildBrowser();
+  },
 });

@@ -78,10 +78,12 @@ export type BackoffFunction = ((attempt: number, previousMs?: number) => number)
 };
 
 const BACKOFF_KEYS = ['initialMs', 'maxMs', 'factor', 'jitter', 'random'] as const;
-const BACKOFF_OPTIONS = new Set<string>(BACKOFF_KEYS);
+const BACKOFF_OPTIONS = /* @__PURE__ */ new Set<string>(BACKOFF_KEYS);
 const JITTERS: ReadonlySet<unknown> = new Set<Jitter>(['none', 'full', 'equal', 'decorrelated']);
 
-const DEFAULT_BACKOFF: Omit<Settings, 'random'> = { initialMs: 100, maxMs: 30_000, factor: 2, jitter: 'full' };
+/** The default `maxMs`. @internal */
+export const DEFAULT_BACKOFF_MAX_MS = 30_000;
+const DEFAULT_BACKOFF: Omit<Settings, 'random'> = { initialMs: 100, maxMs: DEFAULT_BACKOFF_MAX_MS, factor: 2, jitter: 'full' };
 
 interface Settings {
   readonly initialMs: number;
@@ -191,7 +193,12 @@ export interface ProgressiveDelayOptions extends BackoffOptions {
   clock?: Clock | undefined;
 }
 
-const PROGRESSIVE_OPTIONS = new Set<string>([...BACKOFF_KEYS, 'previousMs', 'signal', 'clock']);
+const PROGRESSIVE_OPTIONS = /* @__PURE__ */ optionNames(BACKOFF_KEYS, ['previousMs', 'signal', 'clock']);
+
+/** A set of option names (a call a bundler can drop: an array spread at module level it must keep). */
+function optionNames(...groups: readonly (readonly string[])[]): ReadonlySet<string> {
+  return new Set(groups.flat());
+}
 
 /**
  * Sleeps for attempt `attempt`'s {@link backoff} delay — a "safe progressive

@@ -59,7 +59,7 @@ export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
  * console.log(systemClock.now() - started >= 0); // true: monotonic
  * ```
  */
-export const systemClock: Clock = Object.freeze({
+export const systemClock: Clock = /* @__PURE__ */ Object.freeze({
   now: () => performance.now(),
   setTimeout: (callback: () => void, delayMs: number): unknown => setTimeout(callback, delayMs),
   clearTimeout: (handle: unknown): void => {

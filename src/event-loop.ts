@@ -4,11 +4,10 @@
  *
  * @module
  */
-import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
-import { setImmediate as realSetImmediate } from 'node:timers';
 import { systemClock, type Clock } from './clock.js';
 import type { OverloadReason } from './internal/channels.js';
-import { repeatEvery, type Repetition } from './internal/repeat.js';
+import { loopUtilization, nativeLoopDelay, runSoon, type LoopDelayHistogram } from './internal/platform.js';
+import { repeatEvery, unrefTimer, type Repetition } from './internal/repeat.js';
 import { assertClock, assertFunction, assertInterval, assertOptions, describe } from './internal/validate.js';
 
 /**
@@ -22,19 +21,19 @@ export interface EventLoopSample {
   readonly at: number;
   /** The window's actual length, in milliseconds. */
   readonly windowMs: number;
-  /** Median event-loop lag in the window, in milliseconds, the histogram's resolution subtracted. */
+  /** Median event-loop lag in the window, in milliseconds, the sampling resolution subtracted. */
   readonly p50LagMs: number;
   /** 99th-percentile lag, in milliseconds. */
   readonly p99LagMs: number;
   /**
-   * Largest lag seen, in milliseconds: the histogram's maximum, or how late the
+   * Largest lag seen, in milliseconds: the sampler's maximum, or how late the
    * monitor's own timer fired, whichever is larger (so a block that straddles
    * the window's end is still seen).
    */
   readonly maxLagMs: number;
-  /** Event-loop utilisation over the window (the share of time the loop was busy), from 0 to 1. */
+  /** Event-loop utilisation over the window (the share of time the loop was busy), from 0 to 1; `0` where it is not measured (see {@link EventLoopMonitor.measuresUtilization}). */
   readonly utilization: number;
-  /** Lag measurements in the window (the histogram's count). */
+  /** Lag measurements in the window. */
   readonly samples: number;
   /** The thresholds passed in this window (`maxLagMs > thresholds.lagMs`, `utilization > thresholds.utilization`): one long block counts. */
   readonly exceeded: readonly OverloadReason[];
@@ -52,7 +51,7 @@ export interface EventLoopMonitorOptions {
    */
   intervalMs?: number | undefined;
   /**
-   * How often the lag histogram samples the loop, in milliseconds (an integer ≥ 1).
+   * How often the lag sampler samples the loop, in milliseconds (an integer ≥ 1).
    * Subtracted from every lag figure: an idle loop reports ~0 lag.
    * @defaultValue `10`
    */
@@ -83,7 +82,7 @@ export interface EventLoopThresholds {
 
 /**
  * A running event-loop monitor. Its timers are `unref`'d: it never keeps the
- * process alive. Dispose it (or call `stop()`) to release the histogram.
+ * process alive. Dispose it (or call `stop()`) to release its sampler.
  *
  * @category Event loop
  */
@@ -94,9 +93,22 @@ export interface EventLoopMonitor extends Disposable {
   stop(): void;
   /** `false` once stopped. */
   readonly running: boolean;
+  /**
+   * Where the lag figures come from: `'histogram'`, Node's native
+   * `monitorEventLoopDelay`; `'timer'`, loopsafe's own sampler (a timer every
+   * `resolutionMs` that records how late it fired) on Bun, Deno and browsers,
+   * whose histograms do not measure the same thing.
+   */
+  readonly lagSource: 'histogram' | 'timer';
+  /**
+   * Whether utilisation is measured (`performance.eventLoopUtilization`, Node
+   * only). Where it is not, every sample reports `utilization: 0`, so a
+   * `thresholds.utilization` never trips and only lag marks a window.
+   */
+  readonly measuresUtilization: boolean;
 }
 
-const NO_REASONS: readonly OverloadReason[] = Object.freeze([]);
+const NO_REASONS: readonly OverloadReason[] = /* @__PURE__ */ Object.freeze([]);
 const MONITOR_OPTIONS = new Set(['intervalMs', 'resolutionMs', 'thresholds', 'onSample', 'clock']);
 const THRESHOLD_KEYS = new Set(['lagMs', 'utilization']);
 
@@ -113,20 +125,108 @@ function readThresholds(value: unknown): { lagMs: number; utilization: number } 
   return { lagMs, utilization };
 }
 
+/** Lag measurements for one window, in milliseconds, the sampling interval already subtracted. */
+interface LagSource {
+  readonly count: number;
+  /** `percentile` from 0 to 100; `0` when there are no measurements. */
+  percentile(percentile: number): number;
+  readonly max: number;
+  /** Starts a new window. */
+  reset(): void;
+  stop(): void;
+}
+
 /** A finite, non-negative number of milliseconds, from nanoseconds, minus the resolution. */
 function lagMs(nanoseconds: number, resolutionMs: number): number {
   const ms = nanoseconds / 1e6 - resolutionMs;
   return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }
 
+/** Node's native histogram, read in milliseconds of lag. */
+function histogramSource(histogram: LoopDelayHistogram, resolutionMs: number): LagSource {
+  histogram.enable();
+  return {
+    get count() {
+      return histogram.count;
+    },
+    percentile: (percentile) => (histogram.count > 0 ? lagMs(histogram.percentile(percentile), resolutionMs) : 0),
+    get max() {
+      return histogram.count > 0 ? lagMs(histogram.max, resolutionMs) : 0;
+    },
+    reset: () => {
+      histogram.reset();
+    },
+    stop: () => {
+      histogram.disable();
+    },
+  };
+}
+
+/**
+ * The portable sampler: a timer every `resolutionMs` on `clock`, recording how
+ * late each one fired. Lag is a real-time effect, so the monitor runs this on
+ * the system clock; tests drive it with a manual one.
+ *
+ * @internal
+ */
+export function timerLagSource(clock: Clock, resolutionMs: number): LagSource {
+  let samples: number[] = [];
+  let sorted = true;
+  let max = 0;
+  let armedAt = 0;
+  let timer: unknown;
+  const fire = (): void => {
+    const late = clock.now() - armedAt - resolutionMs;
+    const lag = late > 0 ? late : 0;
+    if (samples.length > 0 && lag < (samples[samples.length - 1] ?? 0)) sorted = false;
+    samples.push(lag);
+    if (lag > max) max = lag;
+    arm();
+  };
+  const arm = (): void => {
+    armedAt = clock.now();
+    timer = clock.setTimeout(fire, resolutionMs);
+    unrefTimer(timer);
+  };
+  arm();
+  return {
+    get count() {
+      return samples.length;
+    },
+    percentile: (percentile) => {
+      if (samples.length === 0) return 0;
+      if (!sorted) {
+        samples.sort((a, b) => a - b);
+        sorted = true;
+      }
+      // Nearest rank, as HdrHistogram reports it.
+      const rank = Math.max(1, Math.ceil((percentile / 100) * samples.length));
+      return samples[rank - 1] ?? 0;
+    },
+    get max() {
+      return max;
+    },
+    reset: () => {
+      samples = [];
+      sorted = true;
+      max = 0;
+    },
+    stop: () => {
+      if (timer !== undefined) clock.clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}
+
 class Monitor implements EventLoopMonitor {
   readonly #clock: Clock;
   readonly #intervalMs: number;
-  readonly #resolutionMs: number;
   readonly #thresholds: { lagMs: number; utilization: number };
   readonly #onSample: ((sample: EventLoopSample) => void) | undefined;
-  readonly #histogram: IntervalHistogram;
-  #elu: EventLoopUtilization;
+  readonly #lag: LagSource;
+  readonly #utilization: (() => number) | undefined;
+  readonly lagSource: 'histogram' | 'timer';
+  readonly measuresUtilization: boolean;
   #windowStart: number;
   #last: EventLoopSample | undefined = undefined;
   readonly #repetition: Repetition;
@@ -134,12 +234,12 @@ class Monitor implements EventLoopMonitor {
   constructor(clock: Clock, intervalMs: number, resolutionMs: number, thresholds: { lagMs: number; utilization: number }, onSample: ((sample: EventLoopSample) => void) | undefined) {
     this.#clock = clock;
     this.#intervalMs = intervalMs;
-    this.#resolutionMs = resolutionMs;
     this.#thresholds = thresholds;
     this.#onSample = onSample;
-    this.#histogram = monitorEventLoopDelay({ resolution: resolutionMs });
-    this.#histogram.enable();
-    this.#elu = performance.eventLoopUtilization();
+    this.#lag = nativeLoopDelay === undefined ? timerLagSource(systemClock, resolutionMs) : histogramSource(nativeLoopDelay(resolutionMs), resolutionMs);
+    this.lagSource = nativeLoopDelay === undefined ? 'timer' : 'histogram';
+    this.#utilization = loopUtilization?.();
+    this.measuresUtilization = this.#utilization !== undefined;
     this.#windowStart = clock.now();
     this.#repetition = repeatEvery(clock, intervalMs, () => {
       const sample = this.#measure();
@@ -156,27 +256,18 @@ class Monitor implements EventLoopMonitor {
   #measure(): EventLoopSample {
     const now = this.#clock.now();
     const windowMs = Math.max(0, now - this.#windowStart);
-    const histogram = this.#histogram;
-    const resolution = this.#resolutionMs;
-    const samples = histogram.count;
-    let p50 = 0;
-    let p99 = 0;
-    let max = 0;
-    if (samples > 0) {
-      p50 = lagMs(histogram.percentile(50), resolution);
-      p99 = lagMs(histogram.percentile(99), resolution);
-      max = lagMs(histogram.max, resolution);
-    }
+    const lag = this.#lag;
+    const samples = lag.count;
+    const p50 = lag.percentile(50);
+    const p99 = lag.percentile(99);
     // Our own timer is late by as long as the loop was held up past the window's end.
-    max = Math.max(max, windowMs - this.#intervalMs);
-    const elu = performance.eventLoopUtilization();
-    const delta = performance.eventLoopUtilization(elu, this.#elu);
-    const utilization = Number.isFinite(delta.utilization) ? Math.min(1, Math.max(0, delta.utilization)) : 0;
+    const max = Math.max(lag.max, windowMs - this.#intervalMs);
+    const busy = this.#utilization?.() ?? 0;
+    const utilization = Number.isFinite(busy) ? Math.min(1, Math.max(0, busy)) : 0;
     const exceeded: OverloadReason[] = [];
     if (max > this.#thresholds.lagMs) exceeded.push('lag');
     if (utilization > this.#thresholds.utilization) exceeded.push('utilization');
-    histogram.reset();
-    this.#elu = elu;
+    lag.reset();
     this.#windowStart = now;
     return Object.freeze({ at: now, windowMs, p50LagMs: p50, p99LagMs: p99, maxLagMs: max, utilization, samples, exceeded: exceeded.length === 0 ? NO_REASONS : Object.freeze(exceeded) });
   }
@@ -188,7 +279,7 @@ class Monitor implements EventLoopMonitor {
   stop(): void {
     if (!this.#repetition.running) return;
     this.#repetition.stop();
-    this.#histogram.disable();
+    this.#lag.stop();
   }
 
   [Symbol.dispose](): void {
@@ -203,6 +294,12 @@ class Monitor implements EventLoopMonitor {
  * `performance.eventLoopUtilization` deltas). A window without measurements
  * reports zeros, never `NaN`. A synchronous block is seen even when it holds
  * up the window's own timer: the timer's lateness counts as lag.
+ *
+ * On Bun, Deno and in browsers the lag comes from loopsafe's own sampler (a
+ * timer every `resolutionMs` that records how late it fired:
+ * {@link EventLoopMonitor.lagSource} is `'timer'`), and utilisation is not
+ * measured ({@link EventLoopMonitor.measuresUtilization} is `false`, every
+ * sample reports `0`).
  *
  * The monitor's timers are `unref`'d, so it never keeps the process alive.
  *
@@ -264,8 +361,8 @@ export function monitorEventLoop(options?: EventLoopMonitorOptions): EventLoopMo
  */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise<void>((resolve) => {
-    realSetImmediate(() => {
-      realSetImmediate(resolve);
+    runSoon(() => {
+      runSoon(resolve);
     });
   });
 }

@@ -10,7 +10,7 @@ import { describe } from './internal/validate.js';
  * The longest delay accepted, in seconds: 2^31−1 (about 68 years, the largest
  * delta-seconds a cache must be able to hold). Anything longer is absurd.
  */
-const MAX_SECONDS = 2 ** 31 - 1;
+const MAX_SECONDS = 2_147_483_647; // 2^31 − 1
 
 const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
 const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
@@ -18,12 +18,23 @@ const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
 const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-/** `Sun, 06 Nov 1994 08:49:37 GMT` */
-const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
-/** `Sunday, 06-Nov-94 08:49:37 GMT` (obsolete) */
-const RFC_850 = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
-/** `Sun Nov  6 08:49:37 1994` (obsolete, C's asctime) */
-const ASCTIME = new RegExp(`^${DAY} ${MONTH} ((?:\\d| )\\d) ${TIME} (\\d{4})$`);
+/**
+ * The three HTTP-date forms, compiled on first use: built from template
+ * literals at module level, they would stay in every bundle that imports
+ * anything from loopsafe (a bundler cannot prove a template literal pure).
+ */
+let datePatterns: { imfFixdate: RegExp; rfc850: RegExp; asctime: RegExp } | undefined;
+function httpDatePatterns(): { imfFixdate: RegExp; rfc850: RegExp; asctime: RegExp } {
+  datePatterns ??= {
+    /** `Sun, 06 Nov 1994 08:49:37 GMT` */
+    imfFixdate: new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`),
+    /** `Sunday, 06-Nov-94 08:49:37 GMT` (obsolete) */
+    rfc850: new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`),
+    /** `Sun Nov  6 08:49:37 1994` (obsolete, C's asctime) */
+    asctime: new RegExp(`^${DAY} ${MONTH} ((?:\\d| )\\d) ${TIME} (\\d{4})$`),
+  };
+  return datePatterns;
+}
 const DELTA_SECONDS = /^[0-9]+$/;
 /** Optional whitespace around a field value (SP / HTAB only). */
 const OWS = /^[ \t]+|[ \t]+$/g;
@@ -81,11 +92,12 @@ export function parseRetryAfter(value: string | null | undefined, now: number = 
 
 /** An HTTP-date in one of its three forms, as ms since the epoch; `undefined` if invalid. */
 function parseHttpDate(text: string, now: number): number | undefined {
-  let match = IMF_FIXDATE.exec(text);
+  const { imfFixdate, asctime, rfc850 } = httpDatePatterns();
+  let match = imfFixdate.exec(text);
   if (match !== null) return toTime(match[3], match[2], match[1], match[4], match[5], match[6]);
-  match = ASCTIME.exec(text);
+  match = asctime.exec(text);
   if (match !== null) return toTime(match[6], match[1], match[2], match[3], match[4], match[5]);
-  match = RFC_850.exec(text);
+  match = rfc850.exec(text);
   if (match === null) return undefined;
   const twoDigits = Number(match[3]);
   // RFC 9110 §5.6.7: a two-digit year more than 50 years ahead is the most recent past year with those digits.

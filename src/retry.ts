@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { backoff, type BackoffFunction, type BackoffOptions } from './backoff.js';
+import { backoff, DEFAULT_BACKOFF_MAX_MS, type BackoffFunction, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock } from './clock.js';
 import { rethrowAtCaller, TimeoutError } from './errors.js';
 import { publishRetry } from './internal/channels.js';
@@ -112,7 +112,7 @@ const RETRY_OPTIONS = new Set([
   'retryAfter', 'budget', 'signal', 'clock', 'name',
 ]);
 
-const defaultBackoff = backoff();
+const defaultBackoff = /* @__PURE__ */ backoff();
 
 /** The validated options of one call. */
 type Plan = Readonly<Pick<RetryOptions, 'shouldRetry' | 'onRetry' | 'retryAfter' | 'budget'>> & {
@@ -123,7 +123,7 @@ type Plan = Readonly<Pick<RetryOptions, 'shouldRetry' | 'onRetry' | 'retryAfter'
   readonly attemptTimeout: number | undefined;
 };
 
-const DEFAULT_PLAN: Plan = { maxAttempts: 3, delay: defaultBackoff, maxMs: defaultBackoff.maxMs, attemptTimeout: undefined };
+const DEFAULT_PLAN: Plan = { maxAttempts: 3, delay: defaultBackoff, maxMs: DEFAULT_BACKOFF_MAX_MS, attemptTimeout: undefined };
 
 /**
  * Validates retry options without running anything (for wrappers that take
@@ -154,7 +154,7 @@ function readPlan(options: RetryOptions | undefined): Plan {
   assertOptionalString('name', options.name);
   const delay = typeof options.backoff === 'function' ? options.backoff : options.backoff === undefined ? defaultBackoff : backoff(options.backoff);
   return {
-    maxAttempts, delay, maxMs: delay.maxMs ?? defaultBackoff.maxMs,
+    maxAttempts, delay, maxMs: delay.maxMs ?? DEFAULT_BACKOFF_MAX_MS,
     attemptTimeout: attemptTimeout === Number.POSITIVE_INFINITY ? undefined : attemptTimeout,
     shouldRetry, onRetry, retryAfter, budget,
   };

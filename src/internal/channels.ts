@@ -10,9 +10,9 @@
  * @internal
  * @module
  */
-import diagnosticsChannel from 'node:diagnostics_channel';
 import type { TimeoutError } from '../errors.js';
 import type { Scope } from '../scope.js';
+import { publishChannel } from './platform.js';
 
 /**
  * The names of the `node:diagnostics_channel` channels loopsafe publishes on.
@@ -32,7 +32,7 @@ import type { Scope } from '../scope.js';
  * diagnosticsChannel.unsubscribe(channelNames.timeout, onTimeout);
  * ```
  */
-export const channelNames = Object.freeze({
+export const channelNames = /* @__PURE__ */ Object.freeze({
   /** A scope's own deadline passed: {@link TimeoutMessage}. */
   timeout: 'loopsafe:timeout',
   /** A retry is about to wait before its next attempt: {@link RetryMessage}. */
@@ -161,11 +161,14 @@ export interface ShedMessage {
   readonly retryAfterSeconds: number;
 }
 
-export const timeoutChannel = diagnosticsChannel.channel(channelNames.timeout);
-export const retryChannel = diagnosticsChannel.channel(channelNames.retry);
-export const gatherCancelChannel = diagnosticsChannel.channel(channelNames.gatherCancel);
-export const stallChannel = diagnosticsChannel.channel(channelNames.stall);
-export const shedChannel = diagnosticsChannel.channel(channelNames.shed);
+// Literal names, not `channelNames.timeout`: a property read is not pure to a
+// bundler, so it would keep all five channels in every tree-shaken bundle.
+// test/channels.test.ts checks that each publishes under its `channelNames` name.
+export const timeoutChannel = /* @__PURE__ */ publishChannel('loopsafe:timeout');
+export const retryChannel = /* @__PURE__ */ publishChannel('loopsafe:retry');
+export const gatherCancelChannel = /* @__PURE__ */ publishChannel('loopsafe:gather:cancel');
+export const stallChannel = /* @__PURE__ */ publishChannel('loopsafe:stall');
+export const shedChannel = /* @__PURE__ */ publishChannel('loopsafe:shed');
 
 /** Publishes a {@link TimeoutMessage}; builds nothing when nobody subscribes. */
 export function publishTimeout(scopeName: string, timeoutMs: number, error: TimeoutError, scope: Scope | undefined): void {

@@ -5,14 +5,17 @@
  * @internal
  * @module
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Clock } from '../clock.js';
 import { createTimeoutError, rethrowAtCaller } from '../errors.js';
 import { CancelNode, linkNode, type ParentNode } from './cancel-node.js';
 import { publishTimeout } from './channels.js';
+import { createContextStorage } from './platform.js';
 
-/** The ambient scope. Entered with `run` once per scope, never with `enterWith`. */
-export const ambient = new AsyncLocalStorage<ScopeNode>();
+/**
+ * The ambient scope. Entered with `run` once per scope, never with `enterWith`.
+ * An `AsyncLocalStorage` on server runtimes; never set in the browser build.
+ */
+export const ambient = /* @__PURE__ */ createContextStorage<ScopeNode>();
 
 /** Scopes whose owner has not finished: `withTimeout` functions still running, undisposed contexts. */
 export const openScopes = new Set<ScopeNode>();
@@ -26,7 +29,7 @@ export const overdueScopes = new Set<WeakRef<ScopeNode>>();
 /** Whether new scopes record where they were opened (costs a stack capture per scope). */
 export const stackCapture = { enabled: false };
 
-const forgetOverdue = new FinalizationRegistry<WeakRef<ScopeNode>>((ref) => overdueScopes.delete(ref));
+const forgetOverdue = /* @__PURE__ */ new FinalizationRegistry<WeakRef<ScopeNode>>((ref) => overdueScopes.delete(ref));
 
 export interface ScopeInit {
   readonly name: string;

@@ -1,0 +1,32 @@
+/**
+ * The types both platform modules (`platform.ts` for server runtimes,
+ * `platform.browser.ts` for browsers) implement.
+ *
+ * @internal
+ * @module
+ */
+
+/** The runtimes loopsafe tells apart. */
+export type RuntimeName = 'node' | 'bun' | 'deno' | 'browser';
+
+/** A value that follows the async context: the subset of `AsyncLocalStorage` loopsafe uses. */
+export interface ContextStorage<T> {
+  getStore(): T | undefined;
+  run<R, A extends unknown[]>(store: T, callback: (...args: A) => R, ...args: A): R;
+}
+
+/** A named diagnostics channel: the subset of `diagnostics_channel.Channel` loopsafe uses. */
+export interface PublishChannel {
+  readonly hasSubscribers: boolean;
+  publish(message: unknown): void;
+}
+
+/** The subset of Node's `IntervalHistogram` the event-loop monitor reads (nanoseconds). */
+export interface LoopDelayHistogram {
+  readonly count: number;
+  readonly max: number;
+  percentile(percentile: number): number;
+  enable(): boolean;
+  disable(): boolean;
+  reset(): void;
+}

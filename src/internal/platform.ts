@@ -1,0 +1,62 @@
+/**
+ * What loopsafe needs from its host, for server runtimes: Node.js, and Bun and
+ * Deno through their `node:` modules. The browser build swaps this module for
+ * `platform.browser.ts` (see `tsup.config.ts`), which needs no `node:` module.
+ * Both export the same names with the same types.
+ *
+ * @internal
+ * @module
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { setImmediate } from 'node:timers';
+import type { ContextStorage, LoopDelayHistogram, PublishChannel, RuntimeName } from './platform-types.js';
+
+export type { ContextStorage, LoopDelayHistogram, PublishChannel, RuntimeName } from './platform-types.js';
+
+const host = globalThis as { Bun?: unknown; Deno?: unknown };
+
+/** The runtime this build is running on. */
+export const runtime: RuntimeName = host.Bun !== undefined ? 'bun' : host.Deno !== undefined ? 'deno' : 'node';
+
+/** Storage for a value that follows the async context (an `AsyncLocalStorage`). */
+export function createContextStorage<T>(): ContextStorage<T> {
+  return new AsyncLocalStorage<T>();
+}
+
+/** The named `node:diagnostics_channel` channel (shared by every copy of the library in the process). */
+export function publishChannel(name: string): PublishChannel {
+  return diagnosticsChannel.channel(name);
+}
+
+/** Runs `callback` in the next check phase of the event loop. */
+export function runSoon(callback: () => void): void {
+  setImmediate(callback);
+}
+
+/**
+ * Node's native lag histogram, or `undefined` where the runtime's
+ * `monitorEventLoopDelay` does not measure the same thing: Bun's leaves the
+ * resolution out of its figures and Deno's does not see a blocked loop at all
+ * (both measured: Bun 1.4, Deno 2.9), so those use loopsafe's timer sampler.
+ */
+export const nativeLoopDelay: ((resolutionMs: number) => LoopDelayHistogram) | undefined =
+  runtime === 'node' ? (resolutionMs) => monitorEventLoopDelay({ resolution: resolutionMs }) : undefined;
+
+/**
+ * A reader of the loop's busy share since the previous read, or `undefined`
+ * where the runtime does not measure it (Bun and Deno report zeros).
+ */
+export const loopUtilization: (() => () => number) | undefined =
+  runtime === 'node'
+    ? () => {
+        let last = performance.eventLoopUtilization();
+        return () => {
+          const now = performance.eventLoopUtilization();
+          const { utilization } = performance.eventLoopUtilization(now, last);
+          last = now;
+          return utilization;
+        };
+      }
+    : undefined;
