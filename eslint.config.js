@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'docs/site/**', 'coverage/**', 'server/dist/**', 'bench/results/**', 'node_modules/**', '.tmp/**', 'artifacts/**', 'bench/.node24/**'] },
+  { ignores: ['dist/**', 'docs/site/**', 'coverage/**', 'server/dist/**', 'bench/results/**', 'node_modules/**', '.tmp/**', 'artifacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

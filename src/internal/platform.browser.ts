@@ -34,33 +34,17 @@ export function publishChannel(_name: string): PublishChannel {
   return silent;
 }
 
-/** The DOM's `MessageChannel`, as far as {@link runSoon} uses it. */
-interface BrowserMessageChannel {
-  readonly port1: { onmessage: (() => void) | null; close(): void };
-  readonly port2: { postMessage(message: unknown): void };
-}
-
 /**
- * Runs `callback` in a later macrotask: a `MessageChannel` message, which
- * browsers do not clamp the way they clamp nested `setTimeout(0)` to 4 ms.
+ * Runs `callback` in a later macrotask, after any timer that is already due:
+ * a `setTimeout(0)`. (A `MessageChannel` message would be sooner, but Chromium
+ * runs it ahead of due timers, and `yieldToEventLoop` promises that due timers
+ * run first.) Browsers clamp deeply nested timers to 4 ms, so a yield there can
+ * cost up to 4 ms.
  */
 export function runSoon(callback: () => void): void {
   const { setImmediate } = globalThis as unknown as { setImmediate?: (callback: () => void) => unknown };
-  if (typeof setImmediate === 'function') {
-    setImmediate(callback);
-    return;
-  }
-  const { MessageChannel } = globalThis as unknown as { MessageChannel?: new () => BrowserMessageChannel };
-  if (typeof MessageChannel === 'function') {
-    const { port1, port2 } = new MessageChannel();
-    port1.onmessage = () => {
-      port1.close();
-      callback();
-    };
-    port2.postMessage(undefined);
-    return;
-  }
-  setTimeout(callback, 0);
+  if (typeof setImmediate === 'function') setImmediate(callback);
+  else setTimeout(callback, 0);
 }
 
 export const nativeLoopDelay: ((resolutionMs: number) => LoopDelayHistogram) | undefined = undefined;

