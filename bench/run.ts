@@ -9,6 +9,7 @@
  *                           nothing downloaded, nothing written. Exits non-zero when a loopsafe run
  *                           hangs or leaks; timing ratios are printed, never failed on.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
