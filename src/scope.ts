@@ -270,7 +270,9 @@ export function timeoutContext(timeoutMs: number, options?: TimeoutContextOption
 /**
  * The ambient scope: the innermost {@link withTimeout}/{@link withDeadline}
  * (or `withSafeAsync`) scope of the current async context, or `undefined`
- * outside any.
+ * outside any. It travels with `AsyncLocalStorage`, so in the browser build
+ * (which has none) it is always `undefined`: there, hand work the scope's
+ * `signal`.
  *
  * @returns The current scope, or `undefined`.
  * @category Scopes
