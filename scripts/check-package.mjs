@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Checks the package as it will be published: packs it once, then runs
 // publint --strict and Are-The-Types-Wrong on the tarball, checks the file list,
-// and smoke-tests the packed ESM and CJS builds from a scratch install.
-import { execFileSync } from 'node:child_process';
+// smoke-tests the packed ESM and CJS builds from a scratch install, and
+// type-checks TypeScript consumers of the tarball (node16 ESM, node16 CJS, bundler).
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 
 const root = resolve(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'loopsafe-pack-'));
@@ -63,7 +65,119 @@ try {
   process.stdout.write(run(process.execPath, ['dual.mjs'], { cwd: app }));
   process.stdout.write(run(process.execPath, ['esm.mjs'], { cwd: app }));
   process.stdout.write(run(process.execPath, ['cjs.cjs'], { cwd: app }));
+
+  await checkTypeScriptConsumers(app);
   console.log('package checks passed');
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * TypeScript consumers of the installed tarball, each in its own package under
+ * `app` (so its package.json `type` decides the module format), type-checked by
+ * the repo's tsc. The node16 consumers run with `skipLibCheck: false`, so the
+ * shipped .d.ts and .d.cts are checked too. The program pins exact types (a declaration that widened to
+ * `any` or changed shape fails `exact`), and `@ts-expect-error` lines fail as
+ * unused if an entry point's declarations stop rejecting a wrong argument.
+ * The node16 ESM consumer is also emitted and run: its types match the runtime.
+ */
+async function checkTypeScriptConsumers(app) {
+  const imports = {
+    esm: `import { safeGather, safeSleep, TimeoutError, withTimeout, type Scope } from 'loopsafe';
+import { activeTimerCount, assertNoLeaks, createManualClock, type ManualClock } from 'loopsafe/testing';`,
+    // import = require for the root, a plain import (compiled to require) for the subpath.
+    cjs: `import loopsafe = require('loopsafe');
+import { activeTimerCount, assertNoLeaks, createManualClock, type ManualClock } from 'loopsafe/testing';
+import safeGather = loopsafe.safeGather;
+import safeSleep = loopsafe.safeSleep;
+import TimeoutError = loopsafe.TimeoutError;
+import withTimeout = loopsafe.withTimeout;
+type Scope = loopsafe.Scope;`,
+  };
+  const program = `
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const exact = <A, B>(proof: Equals<A, B>): Equals<A, B> => proof;
+
+async function main(): Promise<string> {
+  const timersBefore: number = activeTimerCount();
+  const clock: ManualClock = createManualClock({ start: 1_000 });
+
+  const sleeping: Promise<void> = safeSleep(50, { clock });
+  const advanced: Promise<void> = clock.advance(50);
+  await Promise.all([sleeping, advanced]);
+  exact<ReturnType<typeof safeSleep>, Promise<void>>(true);
+  exact<ReturnType<ManualClock['advance']>, Promise<void>>(true);
+
+  const answer = withTimeout(100, (scope: Scope): number => (scope.remaining() > 0 ? 42 : 0), { clock });
+  exact<typeof answer, Promise<number>>(true);
+
+  const late = withTimeout(25, () => safeSleep(1_000), { clock, name: 'consumer' }).then(
+    (): undefined => undefined,
+    (error: unknown) => error,
+  );
+  await clock.advance(25);
+  const error = await late;
+  if (!(error instanceof TimeoutError)) throw new Error('expected a TimeoutError');
+  const scopeName: string = error.scopeName;
+  const timeoutMs: number = error.timeoutMs;
+  exact<typeof error.name, 'TimeoutError'>(true);
+
+  const gathered = await safeGather([() => 1, async (signal: AbortSignal) => (signal.aborted ? 'aborted' : 'ok')] as const);
+  exact<typeof gathered, [number, 'aborted' | 'ok']>(true);
+
+  assertNoLeaks({ clock, timersBefore });
+  return \`\${String(await answer)} \${scopeName}/\${String(timeoutMs)} \${gathered.join(',')}\`;
+}
+
+// Never called: each line must be a type error, or the entry point's declarations are too loose.
+export function wrongArguments(clock: ManualClock): Array<Promise<void>> {
+  return [
+    // @ts-expect-error safeSleep takes milliseconds as a number
+    safeSleep('50'),
+    // @ts-expect-error advance takes milliseconds as a number
+    clock.advance('50'),
+  ];
+}
+`;
+  const consumers = [
+    { name: 'node16 ESM', dir: 'ts-esm', type: 'module', module: 'node16', moduleResolution: 'node16', imports: imports.esm, run: true },
+    { name: 'node16 CJS', dir: 'ts-cjs', type: 'commonjs', module: 'node16', moduleResolution: 'node16', imports: imports.cjs },
+    // Resolves the same .d.ts files as node16 ESM, which checks them already.
+    { name: 'bundler', dir: 'ts-bundler', type: 'module', module: 'esnext', moduleResolution: 'bundler', imports: imports.esm, skipLibCheck: true },
+  ];
+  const execFileAsync = promisify(execFile);
+  const started = performance.now();
+  await Promise.all(
+    consumers.map(async (consumer) => {
+      const dir = join(app, consumer.dir);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: consumer.dir, private: true, type: consumer.type }));
+      const start = consumer.type === 'module' ? 'console.log(await main());' : 'main().then(console.log, (error: unknown) => { console.error(error); process.exitCode = 1; });';
+      writeFileSync(join(dir, 'main.ts'), `${consumer.imports}\n${program}\n${start}\n`);
+      const compilerOptions = {
+        module: consumer.module,
+        moduleResolution: consumer.moduleResolution,
+        target: 'es2022',
+        lib: ['es2022'],
+        types: ['node'],
+        typeRoots: [join(root, 'node_modules', '@types')],
+        strict: true,
+        exactOptionalPropertyTypes: true,
+        skipLibCheck: consumer.skipLibCheck === true,
+        // Type-check only, except for the consumer that is also run (emitting checks just as much).
+        ...(consumer.run ? { outDir: 'out' } : { noEmit: true }),
+      };
+      writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['main.ts'] }));
+      try {
+        await execFileAsync(bin('tsc'), ['-p', dir], { cwd: dir, encoding: 'utf8' });
+      } catch (error) {
+        throw new Error(`TypeScript consumer (${consumer.name}) failed to compile:\n${error.stdout || error.message}`);
+      }
+      if (consumer.run) {
+        const { stdout } = await execFileAsync(process.execPath, [join(dir, 'out', 'main.js')], { cwd: dir, encoding: 'utf8' });
+        if (stdout.trim() !== '42 consumer/25 1,ok') throw new Error(`TypeScript consumer (${consumer.name}) printed ${stdout}`);
+      }
+    }),
+  );
+  console.log(`TypeScript consumers type-check (${consumers.map((c) => c.name).join(', ')}), node16 ESM runs: ${String(Math.round(performance.now() - started))} ms`);
 }
