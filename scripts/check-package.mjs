@@ -23,7 +23,7 @@ try {
 
   const forbidden = files.filter((file) => /(^|\/)(test|bench|src|scripts|server|docs)\//.test(file) || /\.test\./.test(file));
   if (forbidden.length > 0) throw new Error(`files that must not ship: ${forbidden.join(', ')}`);
-  for (const required of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/testing.js', 'dist/testing.cjs', 'LICENSE', 'README.md']) {
+  for (const required of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/testing.js', 'dist/testing.cjs', 'dist/browser.js', 'LICENSE', 'README.md']) {
     if (!files.includes(required)) throw new Error(`missing from the tarball: ${required}`);
   }
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
