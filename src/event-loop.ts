@@ -165,7 +165,7 @@ function histogramSource(histogram: LoopDelayHistogram, resolutionMs: number): L
 /**
  * The portable sampler: a timer every `resolutionMs` on `clock`, recording how
  * late each one fired. Lag is a real-time effect, so the monitor runs this on
- * the system clock; tests drive it with a manual one.
+ * the system clock; tests drive it with a clock of their own.
  *
  * @internal
  */
