@@ -15,7 +15,8 @@ import type { Scope } from '../scope.js';
 import { publishChannel } from './platform.js';
 
 /**
- * The names of the `node:diagnostics_channel` channels loopsafe publishes on.
+ * The names of the `node:diagnostics_channel` channels loopsafe publishes on
+ * (on Node, Bun and Deno; the browser build publishes nothing).
  *
  * @category Diagnostics
  * @example
