@@ -59,14 +59,14 @@ interface Finished {
 }
 
 /** Runs a command to completion, killing it (and failing) past `limitMs`. */
-function runBounded(command: string, args: readonly string[], cwd: string, limitMs: number, inherit = false): Promise<Finished> {
+function runBounded(command: string, args: readonly string[], cwd: string, limitMs: number): Promise<Finished> {
   const started = performance.now();
   return new Promise((done, fail) => {
-    const child = spawn(command, args, { cwd, stdio: inherit ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
     let stdout = '';
     let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;

@@ -3,17 +3,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { monitorEventLoop, timerLagSource, yieldToEventLoop, type EventLoopSample } from '../src/event-loop.js';
-import type { Clock } from '../src/clock.js';
 import { createManualClock } from '../src/testing.js';
-import { realDelay } from './fixtures/observe.js';
-
-/** Holds the event loop for `ms` of real time. */
-function block(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until) {
-    // busy
-  }
-}
+import { block, realDelay, steppedClock } from './fixtures/observe.js';
 
 function expectFinite(sample: EventLoopSample): void {
   for (const key of ['at', 'windowMs', 'p50LagMs', 'p99LagMs', 'maxLagMs', 'utilization', 'samples'] as const) {
@@ -128,84 +119,49 @@ describe('monitorEventLoop()', () => {
   });
 });
 
-/**
- * A clock whose time only moves when the test says, and whose one pending
- * timer the test fires by hand: lets a test make a timer fire late, as a
- * blocked loop does.
- */
-function handClock(): Clock & { time: number; fire(): void; readonly pending: number } {
-  const timers = new Map<number, () => void>();
-  let next = 1;
-  return {
-    time: 0,
-    now() {
-      return this.time;
-    },
-    setTimeout(callback: () => void) {
-      const id = next++;
-      timers.set(id, callback);
-      return id;
-    },
-    clearTimeout(id: unknown) {
-      timers.delete(id as number);
-    },
-    fire() {
-      const [entry] = timers;
-      if (entry === undefined) throw new Error('no timer pending');
-      timers.delete(entry[0]);
-      entry[1]();
-    },
-    get pending() {
-      return timers.size;
-    },
-  };
-}
-
 describe('timerLagSource() (the lag sampler on Bun, Deno and browsers)', () => {
+  /** Lets `ms` pass, then fires the sampler's pending timer: late by `ms` minus its interval. */
+  function fireAfter(stepped: ReturnType<typeof steppedClock>, ms: number): void {
+    stepped.setNow(stepped.clock.now() + ms);
+    stepped.fireNext();
+  }
+
   it('records how late each timer fired, the interval subtracted, and reports nearest-rank percentiles', () => {
-    const clock = handClock();
-    const lag = timerLagSource(clock, 10);
+    const stepped = steppedClock();
+    const lag = timerLagSource(stepped.clock, 10);
     expect([lag.count, lag.percentile(50), lag.percentile(99), lag.max]).toEqual([0, 0, 0, 0]);
-    const lateness = [0, 0, 2, 0, 30, 0, 0, 0, 0, 5];
-    for (const late of lateness) {
-      clock.time += 10 + late;
-      clock.fire();
-    }
+    for (const late of [0, 0, 2, 0, 30, 0, 0, 0, 0, 5]) fireAfter(stepped, 10 + late);
     expect(lag.count).toBe(10);
     expect(lag.percentile(50)).toBe(0);
     expect(lag.percentile(90)).toBe(5);
     expect(lag.percentile(99)).toBe(30);
     expect(lag.max).toBe(30);
-    expect(clock.pending).toBe(1);
+    expect(stepped.pending).toHaveLength(1);
   });
 
   it('reads an early timer (Node fires up to 1 ms early) as no lag, never negative', () => {
-    const clock = handClock();
-    const lag = timerLagSource(clock, 10);
-    clock.time += 9.2;
-    clock.fire();
+    const stepped = steppedClock();
+    const lag = timerLagSource(stepped.clock, 10);
+    fireAfter(stepped, 9.2);
     expect([lag.count, lag.max, lag.percentile(50)]).toEqual([1, 0, 0]);
   });
 
   it('measures from when each timer was armed, so one late timer does not shift the next', () => {
-    const clock = handClock();
-    const lag = timerLagSource(clock, 10);
-    clock.time += 110; // a 100 ms block
-    clock.fire();
-    clock.time += 10; // the next one on time
-    clock.fire();
+    const stepped = steppedClock();
+    const lag = timerLagSource(stepped.clock, 10);
+    fireAfter(stepped, 110); // a 100 ms block
+    fireAfter(stepped, 10); // the next one on time
     expect([lag.percentile(50), lag.max]).toEqual([0, 100]);
   });
 
   it('reset() starts a new window and stop() clears its timer', () => {
-    const clock = handClock();
-    const lag = timerLagSource(clock, 10);
-    clock.time += 50;
-    clock.fire();
+    const stepped = steppedClock();
+    const lag = timerLagSource(stepped.clock, 10);
+    fireAfter(stepped, 50);
     lag.reset();
     expect([lag.count, lag.max, lag.percentile(99)]).toEqual([0, 0, 0]);
     lag.stop();
-    expect(clock.pending).toBe(0);
+    expect(stepped.pending).toHaveLength(0);
   });
 });
 

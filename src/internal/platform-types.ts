@@ -6,9 +6,6 @@
  * @module
  */
 
-/** The runtimes loopsafe tells apart. */
-export type RuntimeName = 'node' | 'bun' | 'deno' | 'browser';
-
 /** A value that follows the async context: the subset of `AsyncLocalStorage` loopsafe uses. */
 export interface ContextStorage<T> {
   getStore(): T | undefined;

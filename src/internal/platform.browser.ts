@@ -13,11 +13,9 @@
  * @internal
  * @module
  */
-import type { ContextStorage, LoopDelayHistogram, PublishChannel, RuntimeName } from './platform-types.js';
+import type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
 
-export type { ContextStorage, LoopDelayHistogram, PublishChannel, RuntimeName } from './platform-types.js';
-
-export const runtime: RuntimeName = 'browser';
+export type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
 
 const noContext: ContextStorage<never> = {
   getStore: () => undefined,

@@ -11,14 +11,14 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setImmediate } from 'node:timers';
-import type { ContextStorage, LoopDelayHistogram, PublishChannel, RuntimeName } from './platform-types.js';
+import type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
 
-export type { ContextStorage, LoopDelayHistogram, PublishChannel, RuntimeName } from './platform-types.js';
+export type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
 
 const host = globalThis as { Bun?: unknown; Deno?: unknown };
 
-/** The runtime this build is running on. */
-export const runtime: RuntimeName = host.Bun !== undefined ? 'bun' : host.Deno !== undefined ? 'deno' : 'node';
+/** Node itself, not Bun or Deno running this build through their `node:` modules. */
+const isNode = host.Bun === undefined && host.Deno === undefined;
 
 /** Storage for a value that follows the async context (an `AsyncLocalStorage`). */
 export function createContextStorage<T>(): ContextStorage<T> {
@@ -42,14 +42,14 @@ export function runSoon(callback: () => void): void {
  * (both measured: Bun 1.4, Deno 2.9), so those use loopsafe's timer sampler.
  */
 export const nativeLoopDelay: ((resolutionMs: number) => LoopDelayHistogram) | undefined =
-  runtime === 'node' ? (resolutionMs) => monitorEventLoopDelay({ resolution: resolutionMs }) : undefined;
+  isNode ? (resolutionMs) => monitorEventLoopDelay({ resolution: resolutionMs }) : undefined;
 
 /**
  * A reader of the loop's busy share since the previous read, or `undefined`
  * where the runtime does not measure it (Bun and Deno report zeros).
  */
 export const loopUtilization: (() => () => number) | undefined =
-  runtime === 'node'
+  isNode
     ? () => {
         let last = performance.eventLoopUtilization();
         return () => {
