@@ -37,7 +37,9 @@ async function wrapEsmAroundCjs(): Promise<void> {
 const browserPlatform: Plugin = {
   name: 'loopsafe-browser-platform',
   setup(builder) {
-    builder.onResolve({ filter: /\/platform\.js$/ }, (args) => ({ path: resolve(args.resolveDir, args.path.replace(/\.js$/, '.browser.ts')) }));
+    builder.onResolve({ filter: /\/platform\.js$/ }, (args) => ({
+      path: resolve(args.resolveDir, args.path.replace(/\.js$/, '.browser.ts')),
+    }));
   },
 };
 

@@ -33,7 +33,16 @@ async function main(): Promise<void> {
     ROUNDS,
   );
   emit(
-    { bench: 'als', node: process.version, quick: flags.quick, params: { calls: CALLS, rounds: ROUNDS, awaits: AWAITS }, tables: { als: rows }, targets: [], failures: [], notes: [] },
+    {
+      bench: 'als',
+      node: process.version,
+      quick: flags.quick,
+      params: { calls: CALLS, rounds: ROUNDS, awaits: AWAITS },
+      tables: { als: rows },
+      targets: [],
+      failures: [],
+      notes: [],
+    },
     { als: `Ambient propagation cost on Node ${process.version}` },
   );
 }

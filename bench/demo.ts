@@ -22,8 +22,15 @@ import { blockedEventLoop } from './scenarios/event-loop.js';
 import { WorkTracker, type RunContext, type Scenario } from './scenarios/types.js';
 
 export const scenarios: readonly Scenario[] = [
-  hungUpstream, nestedTimeouts, failFastFanOut, starvedTimer, retryStorm,
-  lockOrderDeadlock, timerOverflow, listenerLeak, blockedEventLoop,
+  hungUpstream,
+  nestedTimeouts,
+  failFastFanOut,
+  starvedTimer,
+  retryStorm,
+  lockOrderDeadlock,
+  timerOverflow,
+  listenerLeak,
+  blockedEventLoop,
 ];
 
 type Kind = 'naive' | 'loopsafe';
@@ -47,11 +54,14 @@ export interface VariantResult {
 function describeOutcome(ok: boolean, value: unknown): string {
   if (ok) {
     if (typeof value === 'string') return value;
-    return value === undefined ? 'fulfilled' : `fulfilled: ${typeof value === 'number' || typeof value === 'boolean' ? String(value) : 'a value'}`;
+    return value === undefined
+      ? 'fulfilled'
+      : `fulfilled: ${typeof value === 'number' || typeof value === 'boolean' ? String(value) : 'a value'}`;
   }
   if (value instanceof TimeoutError) return `TimeoutError (${value.scopeName})`;
   if (isTimeoutError(value)) return 'TimeoutError (p-timeout)';
-  if (value instanceof GatherError) return `GatherError: ${value.cause instanceof Error ? value.cause.message : String(value.cause)}`;
+  if (value instanceof GatherError)
+    return `GatherError: ${value.cause instanceof Error ? value.cause.message : String(value.cause)}`;
   if (isAbortError(value)) return 'AbortError';
   return `rejected: ${value instanceof Error ? value.message : String(value)}`;
 }
@@ -63,7 +73,9 @@ async function runChild(id: string, kind: Kind): Promise<void> {
   const variant = scenario[kind];
   const watchdogMs = scenario.watchdogMs ?? 1_000;
   let unhandled = 0;
-  process.on('unhandledRejection', () => { unhandled++; });
+  process.on('unhandledRejection', () => {
+    unhandled++;
+  });
   process.on('warning', () => undefined); // MaxListenersExceeded, TimeoutOverflow: run with --no-warnings, counted elsewhere
   const service = new AbortController();
   setMaxListeners(0, service.signal);
@@ -74,8 +86,12 @@ async function runChild(id: string, kind: Kind): Promise<void> {
     parent: service.signal,
     work,
     watchdogMs,
-    metric: (name, value) => { metrics[name] = value; },
-    fail: (message) => { failures.push(message); },
+    metric: (name, value) => {
+      metrics[name] = value;
+    },
+    fail: (message) => {
+      failures.push(message);
+    },
   };
   const timersBefore = activeTimers();
   let watchdog: NodeJS.Timeout | undefined;
@@ -85,21 +101,29 @@ async function runChild(id: string, kind: Kind): Promise<void> {
       (value: unknown) => ({ ok: true, value, at: performance.now() }),
       (error: unknown) => ({ ok: false, value: error, at: performance.now() }),
     ),
-    new Promise<undefined>((resolve) => { watchdog = setTimeout(() => { resolve(undefined); }, watchdogMs); }),
+    new Promise<undefined>((resolve) => {
+      watchdog = setTimeout(() => {
+        resolve(undefined);
+      }, watchdogMs);
+    }),
   ]);
   clearTimeout(watchdog);
   await new Promise((resolve) => setTimeout(resolve, variant.graceMs ?? 20));
   const settledMs = settled === undefined ? null : Number((settled.at - started).toFixed(1));
   if (kind === 'loopsafe') {
     if (settledMs === null) failures.push(`hung (watchdog at ${String(watchdogMs)} ms)`);
-    else if (variant.maxMs !== undefined && settledMs > variant.maxMs) failures.push(`took ${String(settledMs)} ms (bound ${String(variant.maxMs)} ms)`);
+    else if (variant.maxMs !== undefined && settledMs > variant.maxMs)
+      failures.push(`took ${String(settledMs)} ms (bound ${String(variant.maxMs)} ms)`);
   }
   const result: VariantResult = {
     scenario: scenario.id,
     title: scenario.title,
     kind,
     label: variant.label,
-    outcome: settled === undefined ? `HUNG (watchdog at ${String(watchdogMs)} ms)` : describeOutcome(settled.ok, settled.value),
+    outcome:
+      settled === undefined
+        ? `HUNG (watchdog at ${String(watchdogMs)} ms)`
+        : describeOutcome(settled.ok, settled.value),
     hung: settled === undefined,
     settledMs,
     workRunning: work.running,
@@ -111,7 +135,8 @@ async function runChild(id: string, kind: Kind): Promise<void> {
   };
   if (kind === 'loopsafe') {
     if (result.workRunning !== 0) failures.push(`${String(result.workRunning)} units of work still running`);
-    if (result.listenersLeft !== 0) failures.push(`${String(result.listenersLeft)} listeners left on the service signal`);
+    if (result.listenersLeft !== 0)
+      failures.push(`${String(result.listenersLeft)} listeners left on the service signal`);
     if (result.timersLeft > 0) failures.push(`${String(result.timersLeft)} timers left`);
     if (result.unhandledRejections !== 0) failures.push(`${String(result.unhandledRejections)} unhandled rejections`);
   }
@@ -145,7 +170,9 @@ export function scenarioTable(results: readonly VariantResult[]): Record<string,
     listeners: r.listenersLeft,
     timers: r.timersLeft,
     unhandled: r.unhandledRejections,
-    figures: Object.entries(r.metrics).map(([k, v]) => `${k}=${String(v)}`).join(' '),
+    figures: Object.entries(r.metrics)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' '),
   }));
 }
 
@@ -173,13 +200,20 @@ async function main(): Promise<void> {
   if (flags.json) {
     console.log(JSON.stringify(report));
   } else {
-    console.log(`loopsafe deadlock scenarios — naive code beside loopsafe (Node ${process.version}, each run in its own process)\n`);
+    console.log(
+      `loopsafe deadlock scenarios — naive code beside loopsafe (Node ${process.version}, each run in its own process)\n`,
+    );
     for (const row of scenarioTable(results)) {
-      console.log(`${String(row.scenario)}\n  ${String(row.variant)}\n    → ${String(row.outcome)} | settled ${String(row.settledMs)} ms | running ${String(row.workRunning)} | listeners ${String(row.listeners)} | timers ${String(row.timers)} | unhandled ${String(row.unhandled)}${row.figures === '' ? '' : `\n    ${String(row.figures)}`}`);
+      console.log(
+        `${String(row.scenario)}\n  ${String(row.variant)}\n    → ${String(row.outcome)} | settled ${String(row.settledMs)} ms | running ${String(row.workRunning)} | listeners ${String(row.listeners)} | timers ${String(row.timers)} | unhandled ${String(row.unhandled)}${row.figures === '' ? '' : `\n    ${String(row.figures)}`}`,
+      );
     }
     console.log(`\n${String(report.params.wallSeconds)} s`);
     if (failures.length > 0) console.error(`\nFAILED:\n  ${failures.join('\n  ')}`);
-    else console.log('Every loopsafe run settled on time and left nothing behind: no work running, no listeners, no timers, no unhandled rejections.');
+    else
+      console.log(
+        'Every loopsafe run settled on time and left nothing behind: no work running, no listeners, no timers, no unhandled rejections.',
+      );
   }
   if (failures.length > 0) process.exitCode = 1;
 }

@@ -101,7 +101,9 @@ const candidates: Record<string, Runner> = {
     return Promise.all(tasks.map((task) => limit(task)));
   },
   'effect Effect.forEach': (tasks) =>
-    Effect.runPromise(Effect.forEach(tasks, (task) => Effect.tryPromise((signal) => task(signal)), { concurrency: CONCURRENCY })),
+    Effect.runPromise(
+      Effect.forEach(tasks, (task) => Effect.tryPromise((signal) => task(signal)), { concurrency: CONCURRENCY }),
+    ),
   'Promise.all (unbounded)': (tasks) => Promise.all(tasks.map((task) => task())),
 };
 
@@ -120,7 +122,8 @@ async function measure(run: Runner, work: (i: number) => Promise<number>, heap: 
   return heap ? (peakHeap - baseline) / 1024 : ms;
 }
 
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 
 /**
  * Fail-fast: tasks of 50 ms at concurrency 100, task 150 fails at 5 ms (while
@@ -144,35 +147,51 @@ async function failFast(name: string, run: FailRunner): Promise<FailFastRow> {
   let runningAtFailure = 0;
   let aborted = 0;
   const signals: AbortSignal[] = [];
-  const tasks = Array.from({ length: 1_000 }, (_, i) => (signal?: AbortSignal) =>
-    new Promise<number>((resolve, reject) => {
-      running++;
-      if (signal !== undefined) signals.push(signal);
-      const done = (): void => { running--; };
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        done();
-        aborted++;
-        reject(signal?.reason);
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        done();
-        if (i === FAIL_AT) {
-          failedAt = performance.now();
-          runningAtFailure = running;
-          reject(new Error('boom'));
-        } else resolve(i);
-      }, i === FAIL_AT ? 5 : 50);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    }),
+  const tasks = Array.from(
+    { length: 1_000 },
+    (_, i) => (signal?: AbortSignal) =>
+      new Promise<number>((resolve, reject) => {
+        running++;
+        if (signal !== undefined) signals.push(signal);
+        const done = (): void => {
+          running--;
+        };
+        const onAbort = (): void => {
+          clearTimeout(timer);
+          done();
+          aborted++;
+          reject(signal?.reason);
+        };
+        const timer = setTimeout(
+          () => {
+            signal?.removeEventListener('abort', onAbort);
+            done();
+            if (i === FAIL_AT) {
+              failedAt = performance.now();
+              runningAtFailure = running;
+              reject(new Error('boom'));
+            } else resolve(i);
+          },
+          i === FAIL_AT ? 5 : 50,
+        );
+        signal?.addEventListener('abort', onAbort, { once: true });
+      }),
   );
-  const error = await run(tasks).then(() => undefined, (e: unknown) => e);
+  const error = await run(tasks).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   const rejectedAt = performance.now();
   const stillRunning = running;
   if (!(error instanceof Error)) throw new Error(`${name}: did not reject`);
   await new Promise((resolve) => setTimeout(resolve, 80)); // let ignored siblings finish
-  return { name, rejectedAfterMs: round(rejectedAt - failedAt, 3), runningAtFailure, siblingsAborted: aborted, stillRunningAtRejection: stillRunning };
+  return {
+    name,
+    rejectedAfterMs: round(rejectedAt - failedAt, 3),
+    runningAtFailure,
+    siblingsAborted: aborted,
+    stillRunningAtRejection: stillRunning,
+  };
 }
 
 /** The hand-written pool, stopping at the first failure and aborting one shared controller. */
@@ -221,7 +240,13 @@ async function main(): Promise<void> {
       const ms = median(s.ms);
       const heap = median(s.heap);
       (ratios[workload] as Record<string, number>)[name] = ms / floorMs;
-      return { name, wallMs: round(ms), ratio: round(ms / floorMs), peakHeapKb: Math.round(heap), heapRatio: round(heap / floorHeap) };
+      return {
+        name,
+        wallMs: round(ms),
+        ratio: round(ms / floorMs),
+        peakHeapKb: Math.round(heap),
+        heapRatio: round(heap / floorHeap),
+      };
     });
   }
   const failRows = [
@@ -233,7 +258,10 @@ async function main(): Promise<void> {
       return Promise.all(tasks.map((task) => limit(task)));
     }),
     await failFast('effect Effect.forEach', (tasks) =>
-      Effect.runPromise(Effect.forEach(tasks, (task) => Effect.tryPromise((signal) => task(signal)), { concurrency: CONCURRENCY }))),
+      Effect.runPromise(
+        Effect.forEach(tasks, (task) => Effect.tryPromise((signal) => task(signal)), { concurrency: CONCURRENCY }),
+      ),
+    ),
   ];
   tables.failFast = failRows;
   const mineFail = failRows[1];
@@ -250,10 +278,32 @@ async function main(): Promise<void> {
       params: { tasks: TASKS, concurrency: CONCURRENCY, rounds: ROUNDS },
       tables,
       targets: [
-        target('gather.pool', 'safeGather vs hand-written pool (immediate workload)', immediate['loopsafe safeGather'] ?? Number.NaN, 2),
-        target('gather.vsPMap', 'safeGather vs p-map (immediate workload; must be < 1)', (immediate['loopsafe safeGather'] ?? Number.NaN) / (immediate['p-map'] ?? Number.NaN), 0.999),
-        target('gather.failFast', 'safeGather fail-fast: rejection after the failure', mineFail?.rejectedAfterMs ?? Number.NaN, 1, ' ms'),
-        target('gather.aborted', 'safeGather fail-fast: running siblings not aborted', mineFail === undefined ? Number.NaN : mineFail.runningAtFailure - mineFail.siblingsAborted, 0, ''),
+        target(
+          'gather.pool',
+          'safeGather vs hand-written pool (immediate workload)',
+          immediate['loopsafe safeGather'] ?? Number.NaN,
+          2,
+        ),
+        target(
+          'gather.vsPMap',
+          'safeGather vs p-map (immediate workload; must be < 1)',
+          (immediate['loopsafe safeGather'] ?? Number.NaN) / (immediate['p-map'] ?? Number.NaN),
+          0.999,
+        ),
+        target(
+          'gather.failFast',
+          'safeGather fail-fast: rejection after the failure',
+          mineFail?.rejectedAfterMs ?? Number.NaN,
+          1,
+          ' ms',
+        ),
+        target(
+          'gather.aborted',
+          'safeGather fail-fast: running siblings not aborted',
+          mineFail === undefined ? Number.NaN : mineFail.runningAtFailure - mineFail.siblingsAborted,
+          0,
+          '',
+        ),
       ],
       failures,
       notes: [
@@ -261,7 +311,11 @@ async function main(): Promise<void> {
         'p-map and p-limit give tasks no signal: their siblings cannot be aborted, only abandoned',
       ],
     },
-    { immediate: 'immediate workload (each task waits a macrotask)', microtask: 'microtask workload (pure overhead)', failFast: 'Fail-fast: 1,000 tasks of 50 ms at concurrency 100, one fails at 5 ms' },
+    {
+      immediate: 'immediate workload (each task waits a macrotask)',
+      microtask: 'microtask workload (pure overhead)',
+      failFast: 'Fail-fast: 1,000 tasks of 50 ms at concurrency 100, one fails at 5 ms',
+    },
   );
 }
 

@@ -12,18 +12,23 @@ import { abortListeners, emit, flags, fullGc, round, target } from './lib/harnes
 
 const OPERATIONS = 100_000;
 const MS = 60_000;
-const task = (signal: AbortSignal): Promise<number> => (signal.aborted ? Promise.reject(signal.reason) : Promise.resolve(1));
+const task = (signal: AbortSignal): Promise<number> =>
+  signal.aborted ? Promise.reject(signal.reason) : Promise.resolve(1);
 
 const candidates: Record<string, (parent: AbortSignal) => Promise<unknown>> = {
   'loopsafe safeWaitFor(fn, { signal, timeout })': (parent) => safeWaitFor(task, { signal: parent, timeout: MS }),
-  'loopsafe withTimeout(fn, { signal })': (parent) => withTimeout(MS, (scope) => task(scope.signal), { signal: parent }),
+  'loopsafe withTimeout(fn, { signal })': (parent) =>
+    withTimeout(MS, (scope) => task(scope.signal), { signal: parent }),
   'loopsafe retry(fn, { signal })': (parent) => retry(({ signal }) => task(signal), { signal: parent }),
   'loopsafe safeGather([fn], { signal })': (parent) => safeGather([task], { signal: parent }),
   'p-timeout { signal }': (parent) => pTimeout(Promise.resolve(1), { milliseconds: MS, signal: parent }),
-  'AbortSignal.any([parent, AbortSignal.timeout])': (parent) => task(AbortSignal.any([parent, AbortSignal.timeout(MS)])),
+  'AbortSignal.any([parent, AbortSignal.timeout])': (parent) =>
+    task(AbortSignal.any([parent, AbortSignal.timeout(MS)])),
 };
 
-async function measure(run: (parent: AbortSignal) => Promise<unknown>): Promise<{ listeners: number; retainedKb: number; bytesPerOp: number }> {
+async function measure(
+  run: (parent: AbortSignal) => Promise<unknown>,
+): Promise<{ listeners: number; retainedKb: number; bytesPerOp: number }> {
   const parent = new AbortController().signal;
   setMaxListeners(0, parent);
   fullGc();
@@ -45,8 +50,17 @@ async function main(): Promise<void> {
     const result = await measure(run);
     rows.push({ name, ...result });
     if (name.startsWith('loopsafe')) {
-      if (result.listeners !== 0) failures.push(`${name}: ${String(result.listeners)} listeners left after ${String(OPERATIONS)} operations`);
-      targets.push(target(`memory.${name}`, `${name}: heap retained after ${String(OPERATIONS)} ops`, result.retainedKb / 1024, 1, ' MB'));
+      if (result.listeners !== 0)
+        failures.push(`${name}: ${String(result.listeners)} listeners left after ${String(OPERATIONS)} operations`);
+      targets.push(
+        target(
+          `memory.${name}`,
+          `${name}: heap retained after ${String(OPERATIONS)} ops`,
+          result.retainedKb / 1024,
+          1,
+          ' MB',
+        ),
+      );
     }
   }
   emit(
@@ -58,7 +72,9 @@ async function main(): Promise<void> {
       tables: { memory: rows },
       targets,
       failures,
-      notes: ['retained = heapUsed after a full GC minus before; a few hundred KB either way is V8 noise (code, feedback vectors)'],
+      notes: [
+        'retained = heapUsed after a full GC minus before; a few hundred KB either way is V8 noise (code, feedback vectors)',
+      ],
     },
     { memory: `${String(OPERATIONS)} sequential operations on one long-lived parent signal` },
   );

@@ -23,8 +23,13 @@ function load(name: string): BenchReport | undefined {
 
 type Row = Record<string, unknown>;
 const text = (value: unknown): string =>
-  typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
-const cell = (value: unknown): string => (value === null || value === undefined ? '—' : text(value).replaceAll('|', '\\|'));
+  typeof value === 'string'
+    ? value
+    : typeof value === 'number' || typeof value === 'boolean'
+      ? String(value)
+      : JSON.stringify(value);
+const cell = (value: unknown): string =>
+  value === null || value === undefined ? '—' : text(value).replaceAll('|', '\\|');
 
 function table(rows: readonly Row[], columns: readonly [string, string][]): string {
   const head = `| ${columns.map(([, title]) => title).join(' | ')} |\n|${columns.map(() => ' --- ').join('|')}|`;
@@ -60,8 +65,18 @@ function ratioChart(title: string, rows: readonly Row[], group?: string): vegaLi
 
 function targetsBlock(targets: readonly Target[]): string {
   return table(
-    targets.map((t) => ({ ...t, status: t.met ? 'met' : '**missed**', shown: `${String(t.value)}${t.unit}`, goal: `≤ ${String(t.limit)}${t.unit}` })),
-    [['description', 'Target'], ['shown', 'Measured'], ['goal', 'Goal'], ['status', '']],
+    targets.map((t) => ({
+      ...t,
+      status: t.met ? 'met' : '**missed**',
+      shown: `${String(t.value)}${t.unit}`,
+      goal: `≤ ${String(t.limit)}${t.unit}`,
+    })),
+    [
+      ['description', 'Target'],
+      ['shown', 'Measured'],
+      ['goal', 'Goal'],
+      ['status', ''],
+    ],
   );
 }
 
@@ -76,19 +91,47 @@ async function main(): Promise<void> {
   const als24 = load('als-node24');
   const parts: string[] = [];
   const node = timeout?.node ?? scenarios?.node ?? process.version;
-  parts.push(`Measured with \`npm run bench\` on Node ${node} (2 cores, shared machine). Ratios are to a hand-written baseline measured in the same process run; absolute times on these machines are noise.`);
+  parts.push(
+    `Measured with \`npm run bench\` on Node ${node} (2 cores, shared machine). Ratios are to a hand-written baseline measured in the same process run; absolute times on these machines are noise.`,
+  );
 
   if (scenarios !== undefined) {
     const rows = (scenarios.tables.scenarios ?? []) as Row[];
     parts.push('### Deadlock scenarios (`npm run demo`)');
-    parts.push(table(rows.map((r) => ({
-      ...r,
-      scenarioTitle: `${String(r.scenario)}. ${String(r.title)}`,
-      variant: `${String(r.kind)}: \`${String(r.label)}\``,
-      settled: r.settledMs ?? 'hung',
-      figures: Object.entries(r.metrics ?? {}).map(([k, v]) => `${k} ${String(v)}`).join(', '),
-    })), [['scenarioTitle', 'Scenario'], ['variant', 'Code'], ['outcome', 'Outcome'], ['settled', 'Settled (ms)'], ['workRunning', 'Work running after'], ['listenersLeft', 'Listeners left'], ['timersLeft', 'Timers left'], ['unhandledRejections', 'Unhandled rejections'], ['figures', 'Figures']]));
-    const leftovers = rows.map((r) => ({ scenario: `${String(r.scenario)}. ${String(r.title)}`, kind: r.kind, left: Number(r.workRunning) + Number(r.timersLeft) + Number(r.listenersLeft) + Number(r.unhandledRejections) + (r.hung === true ? 1 : 0) }));
+    parts.push(
+      table(
+        rows.map((r) => ({
+          ...r,
+          scenarioTitle: `${String(r.scenario)}. ${String(r.title)}`,
+          variant: `${String(r.kind)}: \`${String(r.label)}\``,
+          settled: r.settledMs ?? 'hung',
+          figures: Object.entries(r.metrics ?? {})
+            .map(([k, v]) => `${k} ${String(v)}`)
+            .join(', '),
+        })),
+        [
+          ['scenarioTitle', 'Scenario'],
+          ['variant', 'Code'],
+          ['outcome', 'Outcome'],
+          ['settled', 'Settled (ms)'],
+          ['workRunning', 'Work running after'],
+          ['listenersLeft', 'Listeners left'],
+          ['timersLeft', 'Timers left'],
+          ['unhandledRejections', 'Unhandled rejections'],
+          ['figures', 'Figures'],
+        ],
+      ),
+    );
+    const leftovers = rows.map((r) => ({
+      scenario: `${String(r.scenario)}. ${String(r.title)}`,
+      kind: r.kind,
+      left:
+        Number(r.workRunning) +
+        Number(r.timersLeft) +
+        Number(r.listenersLeft) +
+        Number(r.unhandledRejections) +
+        (r.hung === true ? 1 : 0),
+    }));
     await chart('scenarios.svg', {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
       title: 'Left behind after settling (work + timers + listeners + unhandled rejections; a hang counts 1)',
@@ -100,19 +143,32 @@ async function main(): Promise<void> {
         y: { field: 'scenario', type: 'nominal', sort: null, title: null, axis: { labelLimit: 320 } },
         yOffset: { field: 'kind' },
         x: { field: 'leftPlusOne', type: 'quantitative', scale: { type: 'log' }, title: 'things left + 1 (log scale)' },
-        color: { field: 'kind', type: 'nominal', scale: { domain: ['naive', 'loopsafe'], range: ['#c2513d', '#2f7d4a'] }, title: null },
+        color: {
+          field: 'kind',
+          type: 'nominal',
+          scale: { domain: ['naive', 'loopsafe'], range: ['#c2513d', '#2f7d4a'] },
+          title: null,
+        },
       },
     });
     parts.push('![Left behind per scenario](media/scenarios.svg)');
   }
 
   if (timeout !== undefined) {
-    const cols: [string, string][] = [['name', 'Candidate'], ['usPerCall', 'µs / call'], ['ratio', 'Ratio']];
+    const cols: [string, string][] = [
+      ['name', 'Candidate'],
+      ['usPerCall', 'µs / call'],
+      ['ratio', 'Ratio'],
+    ];
     parts.push('### Timeout around an already-resolved operation');
-    parts.push(`Without a parent signal (ratio to a hand-written \`Promise.race\` + \`setTimeout\` + \`clearTimeout\`):\n\n${table((timeout.tables.noParent ?? []) as Row[], cols)}`);
-    parts.push(`With a task signal and a long-lived parent signal (ratio to a hand-written inner \`AbortController\` following the parent):\n\n${table((timeout.tables.withParent ?? []) as Row[], cols)}`);
+    parts.push(
+      `Without a parent signal (ratio to a hand-written \`Promise.race\` + \`setTimeout\` + \`clearTimeout\`):\n\n${table((timeout.tables.noParent ?? []) as Row[], cols)}`,
+    );
+    parts.push(
+      `With a task signal and a long-lived parent signal (ratio to a hand-written inner \`AbortController\` following the parent):\n\n${table((timeout.tables.withParent ?? []) as Row[], cols)}`,
+    );
     const both = [
-      ...(timeout.tables.noParent as Row[] | undefined ?? []).map((r) => ({ ...r, table: 'no parent signal' })),
+      ...((timeout.tables.noParent as Row[] | undefined) ?? []).map((r) => ({ ...r, table: 'no parent signal' })),
       ...((timeout.tables.withParent ?? []) as Row[]).map((r) => ({ ...r, table: 'task + parent signal' })),
     ];
     await chart('timeout.svg', ratioChart('Timeout around a resolved operation', both, 'table'));
@@ -120,41 +176,95 @@ async function main(): Promise<void> {
   }
 
   if (retry !== undefined) {
-    const cols: [string, string][] = [['name', 'Candidate'], ['usPerCall', 'µs / call'], ['ratio', 'Ratio']];
+    const cols: [string, string][] = [
+      ['name', 'Candidate'],
+      ['usPerCall', 'µs / call'],
+      ['ratio', 'Ratio'],
+    ];
     parts.push('### Retry');
-    parts.push(`Success path (ratio to a hand-written try/catch loop):\n\n${table((retry.tables.success ?? []) as Row[], cols)}`);
-    parts.push(`Fail twice, then succeed, every library at a zero delay:\n\n${table((retry.tables.failTwice ?? []) as Row[], cols)}`);
+    parts.push(
+      `Success path (ratio to a hand-written try/catch loop):\n\n${table((retry.tables.success ?? []) as Row[], cols)}`,
+    );
+    parts.push(
+      `Fail twice, then succeed, every library at a zero delay:\n\n${table((retry.tables.failTwice ?? []) as Row[], cols)}`,
+    );
     await chart('retry.svg', ratioChart('Retry, success path', (retry.tables.success ?? []) as Row[]));
     parts.push('![Retry ratios](media/retry.svg)');
   }
 
   if (gather !== undefined) {
-    const cols: [string, string][] = [['name', 'Candidate'], ['wallMs', 'Wall (ms)'], ['ratio', 'Ratio'], ['peakHeapKb', 'Peak heap (KB)'], ['heapRatio', 'Heap ratio']];
+    const cols: [string, string][] = [
+      ['name', 'Candidate'],
+      ['wallMs', 'Wall (ms)'],
+      ['ratio', 'Ratio'],
+      ['peakHeapKb', 'Peak heap (KB)'],
+      ['heapRatio', 'Heap ratio'],
+    ];
     parts.push('### Gather: 10,000 tasks at concurrency 100');
-    for (const [name, title] of [['immediate', 'Each task waits one macrotask'], ['microtask', 'Each task awaits a resolved promise (pure overhead)']] as const) {
+    for (const [name, title] of [
+      ['immediate', 'Each task waits one macrotask'],
+      ['microtask', 'Each task awaits a resolved promise (pure overhead)'],
+    ] as const) {
       if (gather.tables[name] !== undefined) parts.push(`${title}:\n\n${table(gather.tables[name] as Row[], cols)}`);
     }
-    parts.push(`Fail-fast: 1,000 tasks of 50 ms at concurrency 100, one fails at 5 ms:\n\n${table((gather.tables.failFast ?? []) as Row[], [['name', 'Candidate'], ['rejectedAfterMs', 'Rejected after the failure (ms)'], ['runningAtFailure', 'Running at the failure'], ['siblingsAborted', 'Siblings aborted'], ['stillRunningAtRejection', 'Still running at rejection']])}`);
-    await chart('gather.svg', ratioChart('Gather, 10,000 tasks at concurrency 100 (macrotask workload)', (gather.tables.immediate ?? []) as Row[]));
+    parts.push(
+      `Fail-fast: 1,000 tasks of 50 ms at concurrency 100, one fails at 5 ms:\n\n${table(
+        (gather.tables.failFast ?? []) as Row[],
+        [
+          ['name', 'Candidate'],
+          ['rejectedAfterMs', 'Rejected after the failure (ms)'],
+          ['runningAtFailure', 'Running at the failure'],
+          ['siblingsAborted', 'Siblings aborted'],
+          ['stillRunningAtRejection', 'Still running at rejection'],
+        ],
+      )}`,
+    );
+    await chart(
+      'gather.svg',
+      ratioChart(
+        'Gather, 10,000 tasks at concurrency 100 (macrotask workload)',
+        (gather.tables.immediate ?? []) as Row[],
+      ),
+    );
     parts.push('![Gather ratios](media/gather.svg)');
   }
 
   if (memory !== undefined) {
     parts.push('### What 100,000 operations on one long-lived signal leave behind');
-    parts.push(table((memory.tables.memory ?? []) as Row[], [['name', 'Candidate'], ['listeners', 'Listeners left'], ['retainedKb', 'Heap retained after GC (KB)'], ['bytesPerOp', 'Bytes / op']]));
+    parts.push(
+      table((memory.tables.memory ?? []) as Row[], [
+        ['name', 'Candidate'],
+        ['listeners', 'Listeners left'],
+        ['retainedKb', 'Heap retained after GC (KB)'],
+        ['bytesPerOp', 'Bytes / op'],
+      ]),
+    );
   }
 
   if (als20 !== undefined) {
-    const rows = [als20, als24].flatMap((report) => (report === undefined ? [] : ((report.tables.als ?? []) as Row[]).map((r) => ({ ...r, node: report.node }))));
+    const rows = [als20, als24].flatMap((report) =>
+      report === undefined ? [] : ((report.tables.als ?? []) as Row[]).map((r) => ({ ...r, node: report.node })),
+    );
     parts.push('### Ambient propagation (`AsyncLocalStorage`), Node 20 and Node 24');
-    parts.push(table(rows, [['node', 'Node'], ['name', 'Candidate'], ['usPerCall', 'µs / call'], ['ratio', 'Ratio to no context']]));
+    parts.push(
+      table(rows, [
+        ['node', 'Node'],
+        ['name', 'Candidate'],
+        ['usPerCall', 'µs / call'],
+        ['ratio', 'Ratio to no context'],
+      ]),
+    );
     await chart('als.svg', ratioChart('Ten awaits: ambient context cost per Node version', rows, 'node'));
     parts.push('![Ambient propagation](media/als.svg)');
   }
 
   const targets = [timeout, retry, gather, memory].flatMap((r) => r?.targets ?? []);
   if (targets.length > 0) {
-    parts.splice(1, 0, `### Targets\n\n${targetsBlock(targets)}\n\nA missed target is reported as missed; the baselines are not tuned.`);
+    parts.splice(
+      1,
+      0,
+      `### Targets\n\n${targetsBlock(targets)}\n\nA missed target is reported as missed; the baselines are not tuned.`,
+    );
   }
   const block = `<!-- results:start -->\n${parts.join('\n\n')}\n<!-- results:end -->`;
   for (const file of [join(here, 'README.md'), join(root, 'docs', 'benchmarks.md')]) {

@@ -54,7 +54,8 @@ function successPath(): Record<string, () => Promise<unknown>> {
     'hand-written loop': () => handWritten(ok, 100),
     'loopsafe retry(fn)': () => retry(ok),
     'loopsafe retry(fn, { timeout })': () => retry(ok, { timeout: 60_000 }),
-    'loopsafe retry(fn, { backoff, budget, timeout })': () => retry(ok, { backoff: sharedBackoff, budget, timeout: 60_000 }),
+    'loopsafe retry(fn, { backoff, budget, timeout })': () =>
+      retry(ok, { backoff: sharedBackoff, budget, timeout: 60_000 }),
     'loopsafe retry inside withTimeout': () => withTimeout(60_000, () => retry(ok)),
     'p-retry': () => pRetry(ok, { retries: 2 }),
     'cockatiel retry policy': () => cockatielPolicy.execute(ok),
@@ -93,14 +94,22 @@ async function main(): Promise<void> {
       tables: { success, failTwice: failing },
       targets: [
         target('retry.success', 'retry(fn) success path vs hand-written loop', mine?.ratio ?? Number.NaN, 2),
-        target('retry.vsPRetry', 'retry(fn) success path vs p-retry', (mine?.usPerCall ?? Number.NaN) / (pRetryRow?.usPerCall ?? Number.NaN), 0.1),
+        target(
+          'retry.vsPRetry',
+          'retry(fn) success path vs p-retry',
+          (mine?.usPerCall ?? Number.NaN) / (pRetryRow?.usPerCall ?? Number.NaN),
+          0.1,
+        ),
       ],
       failures: [],
       notes: [
-        'fail-twice: every library at a zero delay; the hand-written loop, loopsafe, cockatiel and exponential-backoff still wait on a timer (≥ 1 ms in Node), p-retry and abort-controller-x skip it, effect\'s Schedule.recurs has no delay: that table measures how each one waits, not its overhead',
+        "fail-twice: every library at a zero delay; the hand-written loop, loopsafe, cockatiel and exponential-backoff still wait on a timer (≥ 1 ms in Node), p-retry and abort-controller-x skip it, effect's Schedule.recurs has no delay: that table measures how each one waits, not its overhead",
       ],
     },
-    { success: 'Success path (µs per call; ratio to the hand-written loop)', failTwice: 'Fail twice then succeed, zero delay (µs per call; ratio to the hand-written loop)' },
+    {
+      success: 'Success path (µs per call; ratio to the hand-written loop)',
+      failTwice: 'Fail twice then succeed, zero delay (µs per call; ratio to the hand-written loop)',
+    },
   );
 }
 

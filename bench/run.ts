@@ -30,7 +30,9 @@ async function main(): Promise<void> {
     process.stdout.write(`${label} … `);
     const report = await run();
     reports.push(report);
-    console.log(`${((performance.now() - t) / 1000).toFixed(1)} s${report.failures.length > 0 ? ` — ${String(report.failures.length)} FAILURE(S)` : ''}`);
+    console.log(
+      `${((performance.now() - t) / 1000).toFixed(1)} s${report.failures.length > 0 ? ` — ${String(report.failures.length)} FAILURE(S)` : ''}`,
+    );
   };
   await step('deadlock scenarios', () => runBench('demo.ts'));
   await step('timeout', () => runBench('wait-for.bench.ts'));
@@ -41,19 +43,29 @@ async function main(): Promise<void> {
   if (!flags.quick) {
     const node24 = installRuntime('node24');
     if ('unavailable' in node24) console.log(`ambient propagation on Node 24: skipped, ${node24.unavailable}`);
-    else await step('ambient propagation (Node 24)', async () => ({ ...(await runBench('als.bench.ts', node24.command)), bench: 'als-node24' }));
+    else
+      await step('ambient propagation (Node 24)', async () => ({
+        ...(await runBench('als.bench.ts', node24.command)),
+        bench: 'als-node24',
+      }));
   }
 
   const failures = reports.flatMap((r) => r.failures.map((f) => `${r.bench}: ${f}`));
   const targets = reports.flatMap((r) => r.targets);
   console.log('\nTargets (ratios in one run; reported, never failed on):');
-  for (const t of targets) console.log(`  ${t.met ? 'met   ' : 'MISSED'} ${t.description}: ${String(t.value)}${t.unit} (target ≤ ${String(t.limit)}${t.unit})`);
+  for (const t of targets)
+    console.log(
+      `  ${t.met ? 'met   ' : 'MISSED'} ${t.description}: ${String(t.value)}${t.unit} (target ≤ ${String(t.limit)}${t.unit})`,
+    );
   if (flags.quick) {
     console.log(`\nquick run: ${((performance.now() - started) / 1000).toFixed(1)} s, nothing written`);
   } else {
     mkdirSync(resultsDir, { recursive: true });
-    for (const report of reports) writeFileSync(join(resultsDir, `${report.bench}.json`), `${JSON.stringify(report, null, 2)}\n`);
-    console.log(`\nwrote ${String(reports.length)} reports to bench/results/ in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    for (const report of reports)
+      writeFileSync(join(resultsDir, `${report.bench}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    console.log(
+      `\nwrote ${String(reports.length)} reports to bench/results/ in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
     const rendered = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'report.ts')], { stdio: 'inherit' });
     if (rendered.status !== 0) failures.push('bench/report.ts failed');
   }

@@ -27,15 +27,25 @@ function race<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([
     promise,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => { reject(new Error('timeout')); }, ms);
+      timer = setTimeout(() => {
+        reject(new Error('timeout'));
+      }, ms);
     }),
-  ]).finally(() => { clearTimeout(timer); });
+  ]).finally(() => {
+    clearTimeout(timer);
+  });
 }
 
 /** Floor with a parent: an inner AbortController for the task, following the parent, plus the race. */
-async function innerController<T>(fn: (signal: AbortSignal) => Promise<T>, ms: number, parent: AbortSignal): Promise<T> {
+async function innerController<T>(
+  fn: (signal: AbortSignal) => Promise<T>,
+  ms: number,
+  parent: AbortSignal,
+): Promise<T> {
   const controller = new AbortController();
-  const onAbort = (): void => { controller.abort(parent.reason); };
+  const onAbort = (): void => {
+    controller.abort(parent.reason);
+  };
   parent.addEventListener('abort', onAbort);
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -56,16 +66,25 @@ async function innerController<T>(fn: (signal: AbortSignal) => Promise<T>, ms: n
 }
 
 /** A task that reads its signal, as real work would. */
-const task = (signal: AbortSignal): Promise<number> => (signal.aborted ? Promise.reject(signal.reason) : Promise.resolve(1));
+const task = (signal: AbortSignal): Promise<number> =>
+  signal.aborted ? Promise.reject(signal.reason) : Promise.resolve(1);
 
 /** Resolves when `promise` does, rejects when `signal` aborts; removes its listener either way. */
 function untilAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => { reject(signal.reason); };
+    const onAbort = (): void => {
+      reject(signal.reason);
+    };
     signal.addEventListener('abort', onAbort);
     promise.then(
-      (value) => { signal.removeEventListener('abort', onAbort); resolve(value); },
-      (error: unknown) => { signal.removeEventListener('abort', onAbort); reject(error); },
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
     );
   });
 }
@@ -85,7 +104,13 @@ function noParent(): Record<string, () => Promise<unknown>> {
     },
     'p-timeout': () => pTimeout(Promise.resolve(1), { milliseconds: MS }),
     'cockatiel timeout policy': () => cockatielPolicy.execute(({ signal }) => task(signal)),
-    'effect Effect.timeout': () => Effect.runPromise(Effect.timeout(Effect.tryPromise((signal) => task(signal)), effectTimeout)),
+    'effect Effect.timeout': () =>
+      Effect.runPromise(
+        Effect.timeout(
+          Effect.tryPromise((signal) => task(signal)),
+          effectTimeout,
+        ),
+      ),
   };
 }
 
@@ -101,11 +126,19 @@ function withParent(parent: AbortSignal): Record<string, () => Promise<unknown>>
     'p-timeout { signal }': () => pTimeout(Promise.resolve(1), { milliseconds: MS, signal: parent }),
     'abort-controller-x abortable + timer': () => {
       const timer = setTimeout(() => undefined, MS);
-      return abortable(parent, task(parent)).finally(() => { clearTimeout(timer); });
+      return abortable(parent, task(parent)).finally(() => {
+        clearTimeout(timer);
+      });
     },
     'cockatiel timeout policy (parent)': () => cockatielPolicy.execute(({ signal }) => task(signal), parent),
     'effect Effect.timeout (parent)': () =>
-      Effect.runPromise(Effect.timeout(Effect.tryPromise((signal) => task(signal)), effectTimeout), { signal: parent }),
+      Effect.runPromise(
+        Effect.timeout(
+          Effect.tryPromise((signal) => task(signal)),
+          effectTimeout,
+        ),
+        { signal: parent },
+      ),
   };
 }
 
@@ -119,7 +152,10 @@ function errorCosts(): { name: string; usPerCall: number }[] {
     return Number((((performance.now() - started) * 1000) / CALLS).toFixed(3));
   };
   return [
-    { name: 'new TimeoutError() (stack captured)', usPerCall: time(() => new TimeoutError('x', { scopeName: 'a', timeoutMs: 1 })) },
+    {
+      name: 'new TimeoutError() (stack captured)',
+      usPerCall: time(() => new TimeoutError('x', { scopeName: 'a', timeoutMs: 1 })),
+    },
     { name: 'loopsafe createTimeoutError (no stack yet)', usPerCall: time(() => createTimeoutError('a', 1)) },
   ];
 }
@@ -141,14 +177,35 @@ async function main(): Promise<void> {
       params: { calls: CALLS, rounds: ROUNDS },
       tables: { noParent: plain, withParent: parented, errors: errorCosts() },
       targets: [
-        target('timeout.promise', 'safeWaitFor(promise) vs hand-written race', ratio(plain, 'loopsafe safeWaitFor(promise)'), 2),
-        target('timeout.parent', 'safeWaitFor(fn, { signal }) vs hand-written inner controller', ratio(parented, 'loopsafe safeWaitFor(fn, { signal })'), 1.5),
-        target('timeout.vsPTimeout', 'safeWaitFor(fn, { signal }) vs p-timeout { signal }', us(parented, 'loopsafe safeWaitFor(fn, { signal })') / pTimeoutParent, 0.3),
+        target(
+          'timeout.promise',
+          'safeWaitFor(promise) vs hand-written race',
+          ratio(plain, 'loopsafe safeWaitFor(promise)'),
+          2,
+        ),
+        target(
+          'timeout.parent',
+          'safeWaitFor(fn, { signal }) vs hand-written inner controller',
+          ratio(parented, 'loopsafe safeWaitFor(fn, { signal })'),
+          1.5,
+        ),
+        target(
+          'timeout.vsPTimeout',
+          'safeWaitFor(fn, { signal }) vs p-timeout { signal }',
+          us(parented, 'loopsafe safeWaitFor(fn, { signal })') / pTimeoutParent,
+          0.3,
+        ),
       ],
       failures: [],
-      notes: ['p-timeout gives the task no signal of its own: its row is a race, not a cancellation; abort-controller-x has no timeout helper, so its row is abortable(parent, …) plus a timer it clears (no task signal either)'],
+      notes: [
+        'p-timeout gives the task no signal of its own: its row is a race, not a cancellation; abort-controller-x has no timeout helper, so its row is abortable(parent, …) plus a timer it clears (no task signal either)',
+      ],
     },
-    { noParent: 'No parent signal (µs per call; ratio to the hand-written race)', withParent: 'Task signal + long-lived parent signal (ratio to the hand-written inner AbortController)', errors: 'Creating the TimeoutError when a deadline does pass' },
+    {
+      noParent: 'No parent signal (µs per call; ratio to the hand-written race)',
+      withParent: 'Task signal + long-lived parent signal (ratio to the hand-written inner AbortController)',
+      errors: 'Creating the TimeoutError when a deadline does pass',
+    },
   );
 }
 

@@ -50,8 +50,10 @@ const resolvedFrom = new Set(
     .map((file) => relative(root, file.fileName))
     .filter((file) => file.startsWith('dist/') || file.startsWith('src/')),
 );
-if ([...resolvedFrom].some((file) => file.startsWith('src/'))) fail(`examples resolved 'loopsafe' to the sources: ${[...resolvedFrom].join(', ')}`);
-if (!resolvedFrom.has('dist/index.d.ts')) fail(`'loopsafe' did not resolve to dist/index.d.ts (saw: ${[...resolvedFrom].join(', ') || 'nothing'})`);
+if ([...resolvedFrom].some((file) => file.startsWith('src/')))
+  fail(`examples resolved 'loopsafe' to the sources: ${[...resolvedFrom].join(', ')}`);
+if (!resolvedFrom.has('dist/index.d.ts'))
+  fail(`'loopsafe' did not resolve to dist/index.d.ts (saw: ${[...resolvedFrom].join(', ') || 'nothing'})`);
 
 const diagnostics = ts.getPreEmitDiagnostics(program);
 for (const diagnostic of diagnostics) {

@@ -21,13 +21,26 @@ try {
   const files = packed.files.map((file) => file.path);
   console.log(`packed ${packed.filename}: ${String(files.length)} files, ${String(packed.size)} bytes`);
 
-  const forbidden = files.filter((file) => /(^|\/)(test|bench|src|scripts|server|docs)\//.test(file) || /\.test\./.test(file));
+  const forbidden = files.filter(
+    (file) => /(^|\/)(test|bench|src|scripts|server|docs)\//.test(file) || /\.test\./.test(file),
+  );
   if (forbidden.length > 0) throw new Error(`files that must not ship: ${forbidden.join(', ')}`);
-  for (const required of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/testing.js', 'dist/testing.cjs', 'dist/browser.js', 'LICENSE', 'README.md']) {
+  for (const required of [
+    'dist/index.js',
+    'dist/index.cjs',
+    'dist/index.d.ts',
+    'dist/index.d.cts',
+    'dist/testing.js',
+    'dist/testing.cjs',
+    'dist/browser.js',
+    'LICENSE',
+    'README.md',
+  ]) {
     if (!files.includes(required)) throw new Error(`missing from the tarball: ${required}`);
   }
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-  if (Object.keys(manifest.dependencies ?? {}).length > 0) throw new Error('the core must have zero runtime dependencies');
+  if (Object.keys(manifest.dependencies ?? {}).length > 0)
+    throw new Error('the core must have zero runtime dependencies');
 
   console.log(run(bin('publint'), ['run', tarball, '--strict']));
   console.log(run(bin('attw'), [tarball, '--profile', 'node16', '--format', 'table-flipped']));
@@ -47,7 +60,10 @@ try {
     await sleeping;
     console.log(kind + ' ok in ' + Math.round(performance.now() - started) + ' ms');
   `;
-  writeFileSync(join(app, 'esm.mjs'), `import * as lib from 'loopsafe'; import * as testing from 'loopsafe/testing'; const kind = 'ESM'; ${smoke}`);
+  writeFileSync(
+    join(app, 'esm.mjs'),
+    `import * as lib from 'loopsafe'; import * as testing from 'loopsafe/testing'; const kind = 'ESM'; ${smoke}`,
+  );
   writeFileSync(
     join(app, 'cjs.cjs'),
     `const lib = require('loopsafe'); const testing = require('loopsafe/testing'); const kind = 'CJS'; (async () => { ${smoke} })().catch((e) => { console.error(e); process.exit(1); });`,
@@ -140,10 +156,33 @@ export function wrongArguments(clock: ManualClock): Array<Promise<void>> {
 }
 `;
   const consumers = [
-    { name: 'node16 ESM', dir: 'ts-esm', type: 'module', module: 'node16', moduleResolution: 'node16', imports: imports.esm, run: true },
-    { name: 'node16 CJS', dir: 'ts-cjs', type: 'commonjs', module: 'node16', moduleResolution: 'node16', imports: imports.cjs },
+    {
+      name: 'node16 ESM',
+      dir: 'ts-esm',
+      type: 'module',
+      module: 'node16',
+      moduleResolution: 'node16',
+      imports: imports.esm,
+      run: true,
+    },
+    {
+      name: 'node16 CJS',
+      dir: 'ts-cjs',
+      type: 'commonjs',
+      module: 'node16',
+      moduleResolution: 'node16',
+      imports: imports.cjs,
+    },
     // Resolves the same .d.ts files as node16 ESM, which checks them already.
-    { name: 'bundler', dir: 'ts-bundler', type: 'module', module: 'esnext', moduleResolution: 'bundler', imports: imports.esm, skipLibCheck: true },
+    {
+      name: 'bundler',
+      dir: 'ts-bundler',
+      type: 'module',
+      module: 'esnext',
+      moduleResolution: 'bundler',
+      imports: imports.esm,
+      skipLibCheck: true,
+    },
   ];
   const execFileAsync = promisify(execFile);
   const started = performance.now();
@@ -151,8 +190,14 @@ export function wrongArguments(clock: ManualClock): Array<Promise<void>> {
     consumers.map(async (consumer) => {
       const dir = join(app, consumer.dir);
       mkdirSync(dir);
-      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: consumer.dir, private: true, type: consumer.type }));
-      const start = consumer.type === 'module' ? 'console.log(await main());' : 'main().then(console.log, (error: unknown) => { console.error(error); process.exitCode = 1; });';
+      writeFileSync(
+        join(dir, 'package.json'),
+        JSON.stringify({ name: consumer.dir, private: true, type: consumer.type }),
+      );
+      const start =
+        consumer.type === 'module'
+          ? 'console.log(await main());'
+          : 'main().then(console.log, (error: unknown) => { console.error(error); process.exitCode = 1; });';
       writeFileSync(join(dir, 'main.ts'), `${consumer.imports}\n${program}\n${start}\n`);
       const compilerOptions = {
         module: consumer.module,
@@ -174,10 +219,16 @@ export function wrongArguments(clock: ManualClock): Array<Promise<void>> {
         throw new Error(`TypeScript consumer (${consumer.name}) failed to compile:\n${error.stdout || error.message}`);
       }
       if (consumer.run) {
-        const { stdout } = await execFileAsync(process.execPath, [join(dir, 'out', 'main.js')], { cwd: dir, encoding: 'utf8' });
-        if (stdout.trim() !== '42 consumer/25 1,ok') throw new Error(`TypeScript consumer (${consumer.name}) printed ${stdout}`);
+        const { stdout } = await execFileAsync(process.execPath, [join(dir, 'out', 'main.js')], {
+          cwd: dir,
+          encoding: 'utf8',
+        });
+        if (stdout.trim() !== '42 consumer/25 1,ok')
+          throw new Error(`TypeScript consumer (${consumer.name}) printed ${stdout}`);
       }
     }),
   );
-  console.log(`TypeScript consumers type-check (${consumers.map((c) => c.name).join(', ')}), node16 ESM runs: ${String(Math.round(performance.now() - started))} ms`);
+  console.log(
+    `TypeScript consumers type-check (${consumers.map((c) => c.name).join(', ')}), node16 ESM runs: ${String(Math.round(performance.now() - started))} ms`,
+  );
 }

@@ -159,7 +159,8 @@ async function main(): Promise<void> {
       problems.push(`${current}: request failed: ${request.url()} (${request.failure()?.errorText ?? 'unknown'})`);
     });
     page.on('response', (response) => {
-      if (response.status() >= 400) problems.push(`${current}: HTTP ${String(response.status())} for ${response.url()}`);
+      if (response.status() >= 400)
+        problems.push(`${current}: HTTP ${String(response.status())} for ${response.url()}`);
     });
 
     // Crawl every page reachable from the home page.
@@ -198,7 +199,8 @@ async function main(): Promise<void> {
       }
       const anchor = decodeURIComponent(target.hash.slice(1));
       if (anchor === '' || !pageUrl.endsWith('.html')) continue;
-      if (!(ids.get(pageUrl)?.has(anchor) ?? false)) problems.push(`${from}: broken link ${href} (no #${anchor} on that page)`);
+      if (!(ids.get(pageUrl)?.has(anchor) ?? false))
+        problems.push(`${from}: broken link ${href} (no #${anchor} on that page)`);
     }
 
     // Search finds safeWaitFor, and the result opens its page.
@@ -213,14 +215,18 @@ async function main(): Promise<void> {
     await result.click();
     await page.waitForURL(/safeWaitFor\.html/);
     const heading = (await page.locator('h1').first().textContent()) ?? '';
-    if (!heading.includes('safeWaitFor')) problems.push(`the search result opened a page titled ${JSON.stringify(heading)}`);
+    if (!heading.includes('safeWaitFor'))
+      problems.push(`the search result opened a page titled ${JSON.stringify(heading)}`);
 
     // Screenshots, for a human to judge the site.
     mkdirSync(artifactsDir, { recursive: true });
     current = '/index.html (screenshot)';
     await page.goto(`${origin}/index.html`, { waitUntil: 'load' });
     await page.screenshot({ path: join(artifactsDir, 'home.png') });
-    for (const [pattern, name] of [[/getting[_-]started/i, 'getting-started'], [/\/concepts\.html$/i, 'concepts']] as const) {
+    for (const [pattern, name] of [
+      [/getting[_-]started/i, 'getting-started'],
+      [/\/concepts\.html$/i, 'concepts'],
+    ] as const) {
       const guide = [...seen].find((url) => pattern.test(url));
       if (guide === undefined) {
         problems.push(`no page matching ${String(pattern)} to screenshot`);
@@ -231,7 +237,8 @@ async function main(): Promise<void> {
     }
 
     const pages = [...seen].filter((url) => url.endsWith('.html')).length;
-    if (problems.length > 0) fail(`${String(problems.length)} problem(s) on ${String(pages)} pages:\n  ${problems.join('\n  ')}`);
+    if (problems.length > 0)
+      fail(`${String(problems.length)} problem(s) on ${String(pages)} pages:\n  ${problems.join('\n  ')}`);
     console.log(
       `docs-browser-check: ${String(pages)} pages load without console errors; ${String(links.length)} internal links ` +
         `resolve (${String(new Set(links.map((link) => link.target.href)).size)} distinct); search finds safeWaitFor; ` +

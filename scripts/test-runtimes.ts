@@ -62,7 +62,11 @@ interface Finished {
 function runBounded(command: string, args: readonly string[], cwd: string, limitMs: number): Promise<Finished> {
   const started = performance.now();
   return new Promise((done, fail) => {
-    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
+    const child = spawn(command, args, {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -88,7 +92,10 @@ function summarise(results: readonly PortableResult[]): { ok: boolean; detail: s
   if (results.length === 0) return { ok: false, detail: 'no results' };
   const head = `${String(results.length - failed.length)}/${String(results.length)} tests`;
   if (failed.length === 0) return { ok: true, detail: head };
-  return { ok: false, detail: `${head}; ${failed.map((result) => `${result.name}: ${result.error ?? ''}`).join(' | ')}` };
+  return {
+    ok: false,
+    detail: `${head}; ${failed.map((result) => `${result.name}: ${result.error ?? ''}`).join(' | ')}`,
+  };
 }
 
 /** Packs the package and installs the tarball into a fresh consumer project. */
@@ -101,8 +108,16 @@ async function prepareConsumer(): Promise<void> {
   const packed = await runBounded('npm', ['pack', '--json', '--pack-destination', consumer], root, 120_000);
   if (packed.code !== 0) throw new Error(`npm pack failed: ${packed.stderr}`);
   const [{ filename }] = JSON.parse(packed.stdout) as [{ filename: string }];
-  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'loopsafe-runtime-matrix', private: true, type: 'module' }));
-  const installed = await runBounded('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--offline', `./${filename}`], consumer, 120_000);
+  writeFileSync(
+    join(consumer, 'package.json'),
+    JSON.stringify({ name: 'loopsafe-runtime-matrix', private: true, type: 'module' }),
+  );
+  const installed = await runBounded(
+    'npm',
+    ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--offline', `./${filename}`],
+    consumer,
+    120_000,
+  );
   if (installed.code !== 0) throw new Error(`installing the tarball failed: ${installed.stderr}`);
 
   // The server suite keeps `loopsafe` external: each runtime resolves it from
@@ -141,7 +156,9 @@ async function prepareConsumer(): Promise<void> {
   });
   const fromPackage = Object.keys(bundled.metafile.inputs).filter((input) => input.includes('node_modules/loopsafe/'));
   if (fromPackage.join() !== 'node_modules/loopsafe/dist/browser.js') {
-    throw new Error(`the browser bundle should take loopsafe's browser build alone, it took: ${fromPackage.join(', ')}`);
+    throw new Error(
+      `the browser bundle should take loopsafe's browser build alone, it took: ${fromPackage.join(', ')}`,
+    );
   }
 }
 
@@ -155,8 +172,16 @@ async function runSuite(runtime: Runtime): Promise<void> {
     report = undefined;
   }
   if (finished.timedOut || report === undefined) {
-    const why = finished.timedOut ? `did not finish within ${String(SUITE_LIMIT_MS / 1000)} s` : `exit ${String(finished.code)}, no report`;
-    rows.push({ runtime: runtime.name, check: 'portable suite', outcome: 'FAILED', detail: `${why}: ${finished.stderr.trim().slice(-600)}`, seconds: finished.seconds });
+    const why = finished.timedOut
+      ? `did not finish within ${String(SUITE_LIMIT_MS / 1000)} s`
+      : `exit ${String(finished.code)}, no report`;
+    rows.push({
+      runtime: runtime.name,
+      check: 'portable suite',
+      outcome: 'FAILED',
+      detail: `${why}: ${finished.stderr.trim().slice(-600)}`,
+      seconds: finished.seconds,
+    });
     return;
   }
   const { ok, detail } = summarise(report.results);
@@ -172,13 +197,27 @@ async function runSuite(runtime: Runtime): Promise<void> {
 
 async function runBrowser(): Promise<void> {
   if (!existsSync(CHROMIUM)) {
-    rows.push({ runtime: 'chromium', check: 'portable suite (browser build)', outcome: 'SKIPPED', detail: `${CHROMIUM} not installed (apt-get install chromium)`, seconds: 0 });
+    rows.push({
+      runtime: 'chromium',
+      check: 'portable suite (browser build)',
+      outcome: 'SKIPPED',
+      detail: `${CHROMIUM} not installed (apt-get install chromium)`,
+      seconds: 0,
+    });
     return;
   }
   const started = performance.now();
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage();
@@ -198,7 +237,13 @@ async function runBrowser(): Promise<void> {
     const value = (await handle.jsonValue()) as PortableResult[] | { error: string };
     const seconds = (performance.now() - started) / 1000;
     if (!Array.isArray(value)) {
-      rows.push({ runtime: `chromium ${version}`, check: 'portable suite (browser build)', outcome: 'FAILED', detail: value.error, seconds });
+      rows.push({
+        runtime: `chromium ${version}`,
+        check: 'portable suite (browser build)',
+        outcome: 'FAILED',
+        detail: value.error,
+        seconds,
+      });
       return;
     }
     const { ok, detail } = summarise(value);
@@ -224,7 +269,9 @@ async function runUnit(runtime: Runtime): Promise<void> {
     runtime: runtime.name,
     check: 'unit suite (vitest)',
     outcome: ok ? 'passed' : 'FAILED',
-    detail: ok ? summary : `${finished.timedOut ? 'timed out; ' : ''}${summary}\n${finished.stdout.slice(-3000)}${finished.stderr.slice(-1500)}`,
+    detail: ok
+      ? summary
+      : `${finished.timedOut ? 'timed out; ' : ''}${summary}\n${finished.stdout.slice(-3000)}${finished.stderr.slice(-1500)}`,
     seconds: finished.seconds,
   });
 }
@@ -256,7 +303,9 @@ async function main(): Promise<void> {
 
   const width = Math.max(...rows.map((row) => row.runtime.length));
   for (const row of rows) {
-    console.log(`${row.outcome.padEnd(7)} ${row.runtime.padEnd(width)}  ${row.check.padEnd(30)} ${row.seconds.toFixed(1).padStart(5)} s  ${row.detail}`);
+    console.log(
+      `${row.outcome.padEnd(7)} ${row.runtime.padEnd(width)}  ${row.check.padEnd(30)} ${row.seconds.toFixed(1).padStart(5)} s  ${row.detail}`,
+    );
   }
   const failed = rows.filter((row) => row.outcome === 'FAILED' || (requireAll && row.outcome === 'SKIPPED'));
   const skipped = rows.filter((row) => row.outcome === 'SKIPPED');

@@ -5,7 +5,14 @@
  * @module
  */
 import { MAX_TIMER_DELAY_MS, type Clock } from './clock.js';
-import { assertClock, assertDuration, assertFunction, assertOptions, assertSignal, describe } from './internal/validate.js';
+import {
+  assertClock,
+  assertDuration,
+  assertFunction,
+  assertOptions,
+  assertSignal,
+  describe,
+} from './internal/validate.js';
 import { safeSleep } from './sleep.js';
 
 /**
@@ -83,7 +90,12 @@ const JITTERS: ReadonlySet<unknown> = new Set<Jitter>(['none', 'full', 'equal', 
 
 /** The default `maxMs`. @internal */
 export const DEFAULT_BACKOFF_MAX_MS = 30_000;
-const DEFAULT_BACKOFF: Omit<Settings, 'random'> = { initialMs: 100, maxMs: DEFAULT_BACKOFF_MAX_MS, factor: 2, jitter: 'full' };
+const DEFAULT_BACKOFF: Omit<Settings, 'random'> = {
+  initialMs: 100,
+  maxMs: DEFAULT_BACKOFF_MAX_MS,
+  factor: 2,
+  jitter: 'full',
+};
 
 interface Settings {
   readonly initialMs: number;
@@ -102,9 +114,12 @@ function checkedOptions(fn: string, options: BackoffOptions | undefined): Settin
   const random = options?.random ?? Math.random;
   assertDuration('initialMs', initialMs);
   assertDuration('maxMs', maxMs);
-  if (!Number.isFinite(initialMs)) throw new RangeError(`Expected \`initialMs\` to be finite, got ${describe(initialMs)}`);
+  if (!Number.isFinite(initialMs))
+    throw new RangeError(`Expected \`initialMs\` to be finite, got ${describe(initialMs)}`);
   if (initialMs > maxMs) {
-    throw new RangeError(`Expected \`initialMs\` (${describe(initialMs)}) to be at most \`maxMs\` (${describe(maxMs)})`);
+    throw new RangeError(
+      `Expected \`initialMs\` (${describe(initialMs)}) to be at most \`maxMs\` (${describe(maxMs)})`,
+    );
   }
   if (typeof factor !== 'number') throw new TypeError(`Expected \`factor\` to be a number, got ${describe(factor)}`);
   if (!(factor >= 1 && Number.isFinite(factor))) {
@@ -233,7 +248,8 @@ export function progressiveDelay(attempt: number, options?: ProgressiveDelayOpti
   let delayOptions: BackoffOptions | undefined;
   if (options !== undefined) {
     delayOptions = {};
-    for (const key of BACKOFF_KEYS) if (options[key] !== undefined) Object.assign(delayOptions, { [key]: options[key] });
+    for (const key of BACKOFF_KEYS)
+      if (options[key] !== undefined) Object.assign(delayOptions, { [key]: options[key] });
   }
   const ms = backoff(delayOptions)(attempt, options?.previousMs);
   return safeSleep(ms, { signal, clock }).then(() => ms);

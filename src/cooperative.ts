@@ -8,7 +8,15 @@
 import { systemClock, type Clock } from './clock.js';
 import { rethrowAtCaller } from './errors.js';
 import { ambient } from './internal/scope-node.js';
-import { assertClock, assertDuration, assertFunction, assertOptions, assertSignal, describe, isPromiseLike } from './internal/validate.js';
+import {
+  assertClock,
+  assertDuration,
+  assertFunction,
+  assertOptions,
+  assertSignal,
+  describe,
+  isPromiseLike,
+} from './internal/validate.js';
 import { yieldToEventLoop } from './event-loop.js';
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 import { systemClock, type Clock } from './clock.js';
-import type { OverloadReason } from './internal/channels.js';
+import type { OverloadReason } from './channels.js';
 import { loopUtilization, nativeLoopDelay, runSoon, type LoopDelayHistogram } from './internal/platform.js';
 import { repeatEvery, unrefTimer, type Repetition } from './internal/repeat.js';
 import { assertClock, assertFunction, assertInterval, assertOptions, describe } from './internal/validate.js';
@@ -116,11 +116,18 @@ function readThresholds(value: unknown): { lagMs: number; utilization: number } 
   if (value === undefined) return { lagMs: Number.POSITIVE_INFINITY, utilization: Number.POSITIVE_INFINITY };
   assertOptions('monitorEventLoop thresholds', value, THRESHOLD_KEYS);
   const { lagMs = Number.POSITIVE_INFINITY, utilization = Number.POSITIVE_INFINITY } = value as EventLoopThresholds;
-  if (typeof lagMs !== 'number') throw new TypeError(`Expected \`thresholds.lagMs\` to be a number of milliseconds, got ${describe(lagMs)}`);
-  if (!(lagMs >= 0)) throw new RangeError(`Expected \`thresholds.lagMs\` to be a non-negative number of milliseconds, got ${describe(lagMs)}`);
-  if (typeof utilization !== 'number') throw new TypeError(`Expected \`thresholds.utilization\` to be a number from 0 to 1, got ${describe(utilization)}`);
+  if (typeof lagMs !== 'number')
+    throw new TypeError(`Expected \`thresholds.lagMs\` to be a number of milliseconds, got ${describe(lagMs)}`);
+  if (!(lagMs >= 0))
+    throw new RangeError(
+      `Expected \`thresholds.lagMs\` to be a non-negative number of milliseconds, got ${describe(lagMs)}`,
+    );
+  if (typeof utilization !== 'number')
+    throw new TypeError(`Expected \`thresholds.utilization\` to be a number from 0 to 1, got ${describe(utilization)}`);
   if (!(utilization >= 0 && (utilization <= 1 || utilization === Number.POSITIVE_INFINITY))) {
-    throw new RangeError(`Expected \`thresholds.utilization\` to be a number from 0 to 1, got ${describe(utilization)}`);
+    throw new RangeError(
+      `Expected \`thresholds.utilization\` to be a number from 0 to 1, got ${describe(utilization)}`,
+    );
   }
   return { lagMs, utilization };
 }
@@ -225,12 +232,21 @@ class Monitor implements EventLoopMonitor {
   #last: EventLoopSample | undefined = undefined;
   readonly #repetition: Repetition;
 
-  constructor(clock: Clock, intervalMs: number, resolutionMs: number, thresholds: { lagMs: number; utilization: number }, onSample: ((sample: EventLoopSample) => void) | undefined) {
+  constructor(
+    clock: Clock,
+    intervalMs: number,
+    resolutionMs: number,
+    thresholds: { lagMs: number; utilization: number },
+    onSample: ((sample: EventLoopSample) => void) | undefined,
+  ) {
     this.#clock = clock;
     this.#intervalMs = intervalMs;
     this.#thresholds = thresholds;
     this.#onSample = onSample;
-    this.#lag = nativeLoopDelay === undefined ? timerLagSource(systemClock, resolutionMs) : histogramSource(nativeLoopDelay(resolutionMs), resolutionMs);
+    this.#lag =
+      nativeLoopDelay === undefined
+        ? timerLagSource(systemClock, resolutionMs)
+        : histogramSource(nativeLoopDelay(resolutionMs), resolutionMs);
     this.lagSource = nativeLoopDelay === undefined ? 'timer' : 'histogram';
     this.#utilization = loopUtilization?.();
     this.measuresUtilization = this.#utilization !== undefined;
@@ -263,11 +279,32 @@ class Monitor implements EventLoopMonitor {
     if (utilization > this.#thresholds.utilization) exceeded.push('utilization');
     lag.reset();
     this.#windowStart = now;
-    return Object.freeze({ at: now, windowMs, p50LagMs: p50, p99LagMs: p99, maxLagMs: max, utilization, samples, exceeded: exceeded.length === 0 ? NO_REASONS : Object.freeze(exceeded) });
+    return Object.freeze({
+      at: now,
+      windowMs,
+      p50LagMs: p50,
+      p99LagMs: p99,
+      maxLagMs: max,
+      utilization,
+      samples,
+      exceeded: exceeded.length === 0 ? NO_REASONS : Object.freeze(exceeded),
+    });
   }
 
   snapshot(): EventLoopSample {
-    return this.#last ?? Object.freeze({ at: this.#clock.now(), windowMs: 0, p50LagMs: 0, p99LagMs: 0, maxLagMs: 0, utilization: 0, samples: 0, exceeded: NO_REASONS });
+    return (
+      this.#last ??
+      Object.freeze({
+        at: this.#clock.now(),
+        windowMs: 0,
+        p50LagMs: 0,
+        p99LagMs: 0,
+        maxLagMs: 0,
+        utilization: 0,
+        samples: 0,
+        exceeded: NO_REASONS,
+      })
+    );
   }
 
   stop(): void {
@@ -321,9 +358,14 @@ export function monitorEventLoop(options?: EventLoopMonitorOptions): EventLoopMo
   assertOptions('monitorEventLoop', options, MONITOR_OPTIONS);
   const { intervalMs = 1_000, resolutionMs = 10, thresholds, onSample, clock } = options ?? {};
   assertInterval('intervalMs', intervalMs);
-  if (typeof resolutionMs !== 'number') throw new TypeError(`Expected \`resolutionMs\` to be an integer number of milliseconds, got ${describe(resolutionMs)}`);
+  if (typeof resolutionMs !== 'number')
+    throw new TypeError(
+      `Expected \`resolutionMs\` to be an integer number of milliseconds, got ${describe(resolutionMs)}`,
+    );
   if (!(Number.isInteger(resolutionMs) && resolutionMs >= 1)) {
-    throw new RangeError(`Expected \`resolutionMs\` to be an integer number of milliseconds ≥ 1, got ${describe(resolutionMs)}`);
+    throw new RangeError(
+      `Expected \`resolutionMs\` to be an integer number of milliseconds ≥ 1, got ${describe(resolutionMs)}`,
+    );
   }
   const limits = readThresholds(thresholds);
   if (onSample !== undefined) assertFunction('onSample', onSample);

@@ -7,7 +7,7 @@
  */
 import { systemClock, type Clock } from './clock.js';
 import { GatherError, rethrowAtCaller } from './errors.js';
-import { publishGatherCancel } from './internal/channels.js';
+import { publishGatherCancel } from './internal/publish.js';
 import { runScoped } from './internal/run-scoped.js';
 import { ambient, ScopeNode } from './internal/scope-node.js';
 import {
@@ -190,7 +190,12 @@ export function safeGatherSettled(tasks: Iterable<GatherTask>, options?: GatherO
   return gather(tasks, options, 'safeGatherSettled', true);
 }
 
-function gather(tasks: Iterable<GatherTask>, options: GatherOptions | undefined, fnName: string, settled: boolean): Promise<unknown[]> {
+function gather(
+  tasks: Iterable<GatherTask>,
+  options: GatherOptions | undefined,
+  fnName: string,
+  settled: boolean,
+): Promise<unknown[]> {
   const isArray = Array.isArray(tasks);
   if (isArray) {
     for (let i = 0; i < tasks.length; i++) assertTask(`tasks[${String(i)}]`, tasks[i]);
@@ -279,7 +284,9 @@ class Gather {
       }
       const task = step.value;
       if (typeof task !== 'function') {
-        this.#stop(new TypeError(`Expected \`tasks[${String(this.#results.length)}]\` to be a function, got ${describe(task)}`));
+        this.#stop(
+          new TypeError(`Expected \`tasks[${String(this.#results.length)}]\` to be a function, got ${describe(task)}`),
+        );
         return;
       }
       this.#start(task as GatherTask, this.#results.length);
@@ -347,7 +354,12 @@ class Gather {
     if (this.#done) return; // our own fail-fast abort
     this.#done = true;
     const scope = this.#scope;
-    publishGatherCancel(scope.name, scope._timedOut && reason === scope._reason ? 'timeout' : 'abort', reason, this.#active);
+    publishGatherCancel(
+      scope.name,
+      scope._timedOut && reason === scope._reason ? 'timeout' : 'abort',
+      reason,
+      this.#active,
+    );
     this.#end();
     if (!this.#settled || !scope._timedOut || reason !== scope._reason) {
       this.#reject(reason);

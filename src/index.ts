@@ -66,4 +66,4 @@ export {
   type StallKind,
   type StallMessage,
   type TimeoutMessage,
-} from './internal/channels.js';
+} from './channels.js';

@@ -5,7 +5,8 @@
  * @module
  */
 import { monitorEventLoop, type EventLoopMonitor, type EventLoopSample } from './event-loop.js';
-import { publishShed, type OverloadReason } from './internal/channels.js';
+import type { OverloadReason } from './channels.js';
+import { publishShed } from './internal/publish.js';
 import { assertOptions, describe } from './internal/validate.js';
 
 /**
@@ -71,7 +72,9 @@ function readLimit(name: string, value: unknown, fallback: number, max: number):
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw new TypeError(`Expected \`${name}\` to be a number, got ${describe(value)}`);
   if (!(value >= 0 && (value <= max || value === Number.POSITIVE_INFINITY))) {
-    throw new RangeError(`Expected \`${name}\` to be a number from 0 to ${max === Number.POSITIVE_INFINITY ? 'Infinity' : String(max)}, got ${describe(value)}`);
+    throw new RangeError(
+      `Expected \`${name}\` to be a number from 0 to ${max === Number.POSITIVE_INFINITY ? 'Infinity' : String(max)}, got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -117,8 +120,14 @@ export class LoadShedder implements Disposable {
     assertOptions('LoadShedder', options, SHEDDER_OPTIONS);
     this.#maxLagMs = readLimit('maxLagMs', options?.maxLagMs, 200, Number.POSITIVE_INFINITY);
     this.#maxUtilization = readLimit('maxUtilization', options?.maxUtilization, 0.98, 1);
-    const maxRetryAfter = readLimit('maxRetryAfterSeconds', options?.maxRetryAfterSeconds, 30, Number.POSITIVE_INFINITY);
-    if (!(maxRetryAfter >= 1)) throw new RangeError(`Expected \`maxRetryAfterSeconds\` to be at least 1, got ${describe(maxRetryAfter)}`);
+    const maxRetryAfter = readLimit(
+      'maxRetryAfterSeconds',
+      options?.maxRetryAfterSeconds,
+      30,
+      Number.POSITIVE_INFINITY,
+    );
+    if (!(maxRetryAfter >= 1))
+      throw new RangeError(`Expected \`maxRetryAfterSeconds\` to be at least 1, got ${describe(maxRetryAfter)}`);
     this.#maxRetryAfterSeconds = maxRetryAfter;
     const monitor = options?.monitor;
     if (monitor !== undefined && typeof (monitor as Partial<EventLoopMonitor> | null)?.snapshot !== 'function') {
@@ -145,7 +154,10 @@ export class LoadShedder implements Disposable {
     const reason: OverloadReason | undefined = lagRatio > 1 ? 'lag' : utilizationRatio > 1 ? 'utilization' : undefined;
     if (reason === undefined) return { shed: false, lagMs, utilization };
     const over = Math.max(lagRatio, utilizationRatio);
-    const retryAfterSeconds = Math.min(this.#maxRetryAfterSeconds, Math.max(1, Number.isFinite(over) ? Math.ceil(over) : Number.POSITIVE_INFINITY));
+    const retryAfterSeconds = Math.min(
+      this.#maxRetryAfterSeconds,
+      Math.max(1, Number.isFinite(over) ? Math.ceil(over) : Number.POSITIVE_INFINITY),
+    );
     publishShed(reason, lagMs, utilization, retryAfterSeconds);
     return { shed: true, reason, lagMs, utilization, retryAfterSeconds };
   }

@@ -98,11 +98,13 @@ export class RetryBudget {
     assertOptions('RetryBudget', options, BUDGET_OPTIONS);
     const maxTokens = options?.maxTokens ?? 10;
     const tokenRatio = options?.tokenRatio ?? 0.1;
-    if (typeof maxTokens !== 'number') throw new TypeError(`Expected \`maxTokens\` to be a number, got ${describe(maxTokens)}`);
+    if (typeof maxTokens !== 'number')
+      throw new TypeError(`Expected \`maxTokens\` to be a number, got ${describe(maxTokens)}`);
     if (!(maxTokens > 0 && Number.isFinite(maxTokens))) {
       throw new RangeError(`Expected \`maxTokens\` to be a finite number > 0, got ${describe(maxTokens)}`);
     }
-    if (typeof tokenRatio !== 'number') throw new TypeError(`Expected \`tokenRatio\` to be a number, got ${describe(tokenRatio)}`);
+    if (typeof tokenRatio !== 'number')
+      throw new TypeError(`Expected \`tokenRatio\` to be a number, got ${describe(tokenRatio)}`);
     if (!(tokenRatio >= 0.001 && Number.isFinite(tokenRatio))) {
       throw new RangeError(`Expected \`tokenRatio\` to be a finite number >= 0.001, got ${describe(tokenRatio)}`);
     }

@@ -8,10 +8,19 @@
 import { backoff, DEFAULT_BACKOFF_MAX_MS, type BackoffFunction, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock } from './clock.js';
 import { rethrowAtCaller, TimeoutError } from './errors.js';
-import { publishRetry } from './internal/channels.js';
+import { publishRetry } from './internal/publish.js';
 import { runScoped } from './internal/run-scoped.js';
 import { ambient, ScopeNode } from './internal/scope-node.js';
-import { assertClock, assertDuration, assertFunction, assertOptionalString, assertOptions, assertSignal, describe, isPromiseLike } from './internal/validate.js';
+import {
+  assertClock,
+  assertDuration,
+  assertFunction,
+  assertOptionalString,
+  assertOptions,
+  assertSignal,
+  describe,
+  isPromiseLike,
+} from './internal/validate.js';
 import { assertRetryBudget, type RetryBudget } from './retry-budget.js';
 import { safeSleep } from './sleep.js';
 
@@ -108,8 +117,17 @@ export interface RetryOptions {
 }
 
 const RETRY_OPTIONS = new Set([
-  'maxAttempts', 'backoff', 'timeout', 'attemptTimeout', 'shouldRetry', 'onRetry',
-  'retryAfter', 'budget', 'signal', 'clock', 'name',
+  'maxAttempts',
+  'backoff',
+  'timeout',
+  'attemptTimeout',
+  'shouldRetry',
+  'onRetry',
+  'retryAfter',
+  'budget',
+  'signal',
+  'clock',
+  'name',
 ]);
 
 const defaultBackoff = /* @__PURE__ */ backoff();
@@ -123,7 +141,12 @@ type Plan = Readonly<Pick<RetryOptions, 'shouldRetry' | 'onRetry' | 'retryAfter'
   readonly attemptTimeout: number | undefined;
 };
 
-const DEFAULT_PLAN: Plan = { maxAttempts: 3, delay: defaultBackoff, maxMs: DEFAULT_BACKOFF_MAX_MS, attemptTimeout: undefined };
+const DEFAULT_PLAN: Plan = {
+  maxAttempts: 3,
+  delay: defaultBackoff,
+  maxMs: DEFAULT_BACKOFF_MAX_MS,
+  attemptTimeout: undefined,
+};
 
 /**
  * Validates retry options without running anything (for wrappers that take
@@ -139,7 +162,8 @@ function readPlan(options: RetryOptions | undefined): Plan {
   assertOptions('retry', options, RETRY_OPTIONS);
   if (options === undefined) return DEFAULT_PLAN;
   const { maxAttempts = 3, timeout, attemptTimeout, shouldRetry, onRetry, retryAfter, budget } = options;
-  if (typeof maxAttempts !== 'number') throw new TypeError(`Expected \`maxAttempts\` to be a number, got ${describe(maxAttempts)}`);
+  if (typeof maxAttempts !== 'number')
+    throw new TypeError(`Expected \`maxAttempts\` to be a number, got ${describe(maxAttempts)}`);
   if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1) && maxAttempts !== Number.POSITIVE_INFINITY) {
     throw new RangeError(`Expected \`maxAttempts\` to be an integer >= 1 or Infinity, got ${describe(maxAttempts)}`);
   }
@@ -152,11 +176,21 @@ function readPlan(options: RetryOptions | undefined): Plan {
   assertSignal('signal', options.signal);
   assertClock('clock', options.clock);
   assertOptionalString('name', options.name);
-  const delay = typeof options.backoff === 'function' ? options.backoff : options.backoff === undefined ? defaultBackoff : backoff(options.backoff);
+  const delay =
+    typeof options.backoff === 'function'
+      ? options.backoff
+      : options.backoff === undefined
+        ? defaultBackoff
+        : backoff(options.backoff);
   return {
-    maxAttempts, delay, maxMs: delay.maxMs ?? DEFAULT_BACKOFF_MAX_MS,
+    maxAttempts,
+    delay,
+    maxMs: delay.maxMs ?? DEFAULT_BACKOFF_MAX_MS,
     attemptTimeout: attemptTimeout === Number.POSITIVE_INFINITY ? undefined : attemptTimeout,
-    shouldRetry, onRetry, retryAfter, budget,
+    shouldRetry,
+    onRetry,
+    retryAfter,
+    budget,
   };
 }
 
@@ -274,7 +308,14 @@ class RetryLoop<T> {
     if (attemptTimeout === undefined || scope === undefined) return fn(new Attempt(attempt, scope));
     const name = `${scope.name} attempt ${String(attempt)}`;
     const deadline = scope._clock.now() + attemptTimeout;
-    const child = new ScopeNode({ name, clock: scope._clock, parent: scope, deadline, timeoutMs: attemptTimeout, signal: undefined });
+    const child = new ScopeNode({
+      name,
+      clock: scope._clock,
+      parent: scope,
+      deadline,
+      timeoutMs: attemptTimeout,
+      signal: undefined,
+    });
     return runScoped(child, (s) => fn(new Attempt(attempt, s)));
   }
 
@@ -358,22 +399,39 @@ class RetryLoop<T> {
  * console.log(result, calls); // 'ok' 3
  * ```
  */
-export function retry<T>(fn: (context: RetryContext) => T | PromiseLike<T>, options?: RetryOptions): Promise<Awaited<T>> {
+export function retry<T>(
+  fn: (context: RetryContext) => T | PromiseLike<T>,
+  options?: RetryOptions,
+): Promise<Awaited<T>> {
   assertFunction('fn', fn);
   const plan = readPlan(options);
   const parent = ambient.getStore();
   const clock = options?.clock ?? parent?._clock ?? systemClock;
   const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
   const name = options?.name ?? (fn.name || 'retry');
-  if (parent === undefined && timeout === Number.POSITIVE_INFINITY && options?.signal === undefined && plan.attemptTimeout === undefined) {
+  if (
+    parent === undefined &&
+    timeout === Number.POSITIVE_INFINITY &&
+    options?.signal === undefined &&
+    plan.attemptTimeout === undefined
+  ) {
     // Nothing can cancel this retry (no deadline, no signal, no enclosing scope): open no scope.
     return runUnscoped(new RetryLoop(fn, plan, undefined, clock, name)) as Promise<Awaited<T>>;
   }
-  const scope = new ScopeNode({ name, clock, parent, deadline: clock.now() + timeout, timeoutMs: timeout, signal: options?.signal });
+  const scope = new ScopeNode({
+    name,
+    clock,
+    parent,
+    deadline: clock.now() + timeout,
+    timeoutMs: timeout,
+    signal: options?.signal,
+  });
   const loop = new RetryLoop(fn, plan, scope, clock, name);
   const outcome = runScoped(scope, () => loop.run()) as Promise<Awaited<T>>;
   // Without a timeout of its own, the scope can never time out: skip the handler.
-  return timeout === Number.POSITIVE_INFINITY ? outcome : outcome.then(undefined, (error: unknown) => loop.timedOut(error));
+  return timeout === Number.POSITIVE_INFINITY
+    ? outcome
+    : outcome.then(undefined, (error: unknown) => loop.timedOut(error));
 }
 
 /** Runs a retry that opens no scope of its own, settling as `runScoped` would. */

@@ -116,7 +116,14 @@ function openScope(
   const parent = ambient.getStore();
   const clock = options.clock ?? parent?._clock ?? systemClock;
   const { deadline, timeoutMs } = toDeadline(clock);
-  return new ScopeNode({ name: options.name ?? defaultName, clock, parent, deadline, timeoutMs, signal: options.signal });
+  return new ScopeNode({
+    name: options.name ?? defaultName,
+    clock,
+    parent,
+    deadline,
+    timeoutMs,
+    signal: options.signal,
+  });
 }
 
 /**
@@ -206,11 +213,14 @@ export function withDeadline<T>(
 
 function assertDeadline(deadline: unknown): asserts deadline is number | Date {
   if (deadline instanceof Date) {
-    if (Number.isNaN(deadline.getTime())) throw new RangeError('Expected `deadline` to be a valid Date, got Invalid Date');
+    if (Number.isNaN(deadline.getTime()))
+      throw new RangeError('Expected `deadline` to be a valid Date, got Invalid Date');
     return;
   }
   if (typeof deadline !== 'number') {
-    throw new TypeError(`Expected \`deadline\` to be a number (a time on the clock) or a Date, got ${describe(deadline)}`);
+    throw new TypeError(
+      `Expected \`deadline\` to be a number (a time on the clock) or a Date, got ${describe(deadline)}`,
+    );
   }
   if (Number.isNaN(deadline)) throw new RangeError('Expected `deadline` to be a time on the clock, got NaN');
 }
@@ -263,7 +273,10 @@ export function timeoutContext(timeoutMs: number, options?: TimeoutContextOption
   const scope = openScope(opts, 'timeoutContext', (clock) => ({ deadline: clock.now() + timeoutMs, timeoutMs }));
   scope._disposable = true;
   if (scope._aborted) scope._exit();
-  else scope._onAbort = () => { scope._exit(); };
+  else
+    scope._onAbort = () => {
+      scope._exit();
+    };
   return scope;
 }
 

@@ -7,7 +7,13 @@ import { systemClock, type Clock } from './clock.js';
 import { rethrowAtCaller } from './errors.js';
 import { CancelNode, linkNode } from './internal/cancel-node.js';
 import { ambient } from './internal/scope-node.js';
-import { assertClock, assertDuration, assertOptionalBoolean, assertOptions, assertSignal } from './internal/validate.js';
+import {
+  assertClock,
+  assertDuration,
+  assertOptionalBoolean,
+  assertOptions,
+  assertSignal,
+} from './internal/validate.js';
 
 /**
  * Options for {@link safeSleep}.

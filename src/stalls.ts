@@ -6,7 +6,8 @@
  * @module
  */
 import { systemClock, type Clock } from './clock.js';
-import { publishStall, type StallKind, type StallMessage } from './internal/channels.js';
+import type { StallKind, StallMessage } from './channels.js';
+import { publishStall } from './internal/publish.js';
 import { repeatEvery, type Repetition } from './internal/repeat.js';
 import { assertClock, assertDuration, assertFunction, assertInterval, assertOptions } from './internal/validate.js';
 import { pendingScopes, type Scope } from './scope.js';
@@ -66,7 +67,13 @@ class Watcher implements StallWatcher {
   readonly #cancelledSince = new WeakMap<Scope, number>();
   readonly #repetition: Repetition;
 
-  constructor(clock: Clock, graceMs: number, noDeadlineMs: number, intervalMs: number, onStall: ((stall: StallMessage) => void) | undefined) {
+  constructor(
+    clock: Clock,
+    graceMs: number,
+    noDeadlineMs: number,
+    intervalMs: number,
+    onStall: ((stall: StallMessage) => void) | undefined,
+  ) {
     this.#graceMs = graceMs;
     this.#noDeadlineMs = noDeadlineMs;
     this.#onStall = onStall;
@@ -101,7 +108,17 @@ class Watcher implements StallWatcher {
       }
       if (kind === undefined) continue;
       this.#reported.add(scope);
-      found.push(Object.freeze({ kind, name: entry.name, parent: entry.parent, ageMs: entry.ageMs, overdueMs, scope, stack: entry.stack }));
+      found.push(
+        Object.freeze({
+          kind,
+          name: entry.name,
+          parent: entry.parent,
+          ageMs: entry.ageMs,
+          overdueMs,
+          scope,
+          stack: entry.stack,
+        }),
+      );
     }
     for (const stall of found) {
       publishStall(stall);

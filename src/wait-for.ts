@@ -6,7 +6,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { createTimeoutError, rethrowAtCaller, type TimeoutError } from './errors.js';
 import { CancelNode, linkNode } from './internal/cancel-node.js';
-import { publishTimeout } from './internal/channels.js';
+import { publishTimeout } from './internal/publish.js';
 import { runScoped } from './internal/run-scoped.js';
 import { ambient, ScopeNode } from './internal/scope-node.js';
 import {

@@ -92,10 +92,14 @@ function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, default
   if (concurrency instanceof Semaphore) semaphore = concurrency;
   else if (concurrency !== undefined && concurrency !== Number.POSITIVE_INFINITY) {
     if (typeof concurrency !== 'number') {
-      throw new TypeError(`Expected \`concurrency\` to be an integer ≥ 1, Infinity or a Semaphore, got ${describe(concurrency)}`);
+      throw new TypeError(
+        `Expected \`concurrency\` to be an integer ≥ 1, Infinity or a Semaphore, got ${describe(concurrency)}`,
+      );
     }
     if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
-      throw new RangeError(`Expected \`concurrency\` to be an integer ≥ 1, Infinity or a Semaphore, got ${describe(concurrency)}`);
+      throw new RangeError(
+        `Expected \`concurrency\` to be an integer ≥ 1, Infinity or a Semaphore, got ${describe(concurrency)}`,
+      );
     }
     permits = concurrency;
   }
@@ -124,19 +128,28 @@ function invoke<This, Args extends unknown[], R>(
   const parent = ambient.getStore();
   const clock = plan.clock ?? parent?._clock ?? systemClock;
   const { name, timeout } = plan;
-  const scope = new ScopeNode({ name, clock, parent, deadline: clock.now() + timeout, timeoutMs: timeout, signal: plan.signal });
+  const scope = new ScopeNode({
+    name,
+    clock,
+    parent,
+    deadline: clock.now() + timeout,
+    timeoutMs: timeout,
+    signal: plan.signal,
+  });
   const retryOptions = plan.retry;
   let lastFailure: { error: unknown } | undefined;
-  const attempt = retryOptions === undefined
-    ? (): R | PromiseLike<R> => fn.apply(self, args)
-    : (): Promise<Awaited<R>> => retry(() => fn.apply(self, args), {
-      ...retryOptions,
-      name: retryOptions.name ?? name,
-      onRetry: (event) => {
-        lastFailure = { error: event.error };
-        return retryOptions.onRetry?.(event);
-      },
-    });
+  const attempt =
+    retryOptions === undefined
+      ? (): R | PromiseLike<R> => fn.apply(self, args)
+      : (): Promise<Awaited<R>> =>
+          retry(() => fn.apply(self, args), {
+            ...retryOptions,
+            name: retryOptions.name ?? name,
+            onRetry: (event) => {
+              lastFailure = { error: event.error };
+              return retryOptions.onRetry?.(event);
+            },
+          });
   let outcome: Promise<Awaited<R>>;
   if (semaphore === undefined) {
     outcome = runScoped(scope, attempt) as Promise<Awaited<R>>;
@@ -270,7 +283,9 @@ export function safeAsync(policy?: SafeAsyncPolicy) {
     context: ClassMethodDecoratorContext<This, (this: This, ...args: Args) => Promise<R>>,
   ): (this: This, ...args: Args) => Promise<R> {
     if ((context as { kind?: unknown }).kind !== 'method' || typeof method !== 'function') {
-      throw new TypeError(`Expected @safeAsync to decorate a method, got a ${String((context as { kind?: unknown }).kind)}`);
+      throw new TypeError(
+        `Expected @safeAsync to decorate a method, got a ${String((context as { kind?: unknown }).kind)}`,
+      );
     }
     const methodName = typeof context.name === 'symbol' ? (context.name.description ?? 'safeAsync') : context.name;
     const plan = readPolicy('safeAsync', policy, methodName);
@@ -280,7 +295,8 @@ export function safeAsync(policy?: SafeAsyncPolicy) {
     let unbound: Semaphore | undefined;
     const semaphoreFor = (self: unknown): Semaphore | undefined => {
       if (perInstance === undefined || permits === undefined) return shared;
-      if ((typeof self !== 'object' && typeof self !== 'function') || self === null) return (unbound ??= new Semaphore(permits));
+      if ((typeof self !== 'object' && typeof self !== 'function') || self === null)
+        return (unbound ??= new Semaphore(permits));
       let semaphore = perInstance.get(self);
       if (semaphore === undefined) perInstance.set(self, (semaphore = new Semaphore(permits)));
       return semaphore;

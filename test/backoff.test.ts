@@ -77,7 +77,12 @@ describe('backoff()', () => {
         const maxMs = initialMs + extraMs;
         const cap = Math.min(maxMs, MAX_TIMER_DELAY_MS);
         let i = 0;
-        const delay = backoff({ initialMs, maxMs, jitter: 'decorrelated', random: () => draws[i++ % draws.length] ?? 0 });
+        const delay = backoff({
+          initialMs,
+          maxMs,
+          jitter: 'decorrelated',
+          random: () => draws[i++ % draws.length] ?? 0,
+        });
         let previous = initialMs;
         for (let n = 1; n <= draws.length; n++) {
           const next = delay(n, previous);
@@ -108,14 +113,24 @@ describe('backoff()', () => {
       expect(Math.abs(sum / samples - (low + high) / 2)).toBeLessThan((high - low) / 100);
       return bins;
     };
-    for (const bins of [histogram('full', 0, 800), histogram('equal', 400, 800), histogram('decorrelated', 100, 3_000, 1_000)]) {
+    for (const bins of [
+      histogram('full', 0, 800),
+      histogram('equal', 400, 800),
+      histogram('decorrelated', 100, 3_000, 1_000),
+    ]) {
       for (const count of bins) expect(Math.abs(count / samples - 0.1)).toBeLessThan(0.01);
     }
   });
 
   it('never overflows: attempt 10,000 and beyond stay finite and capped', () => {
     for (const jitter of ['none', 'full', 'equal', 'decorrelated'] as const) {
-      const delay = backoff({ initialMs: 1, maxMs: Number.POSITIVE_INFINITY, factor: 10, jitter, random: () => 0.999_999 });
+      const delay = backoff({
+        initialMs: 1,
+        maxMs: Number.POSITIVE_INFINITY,
+        factor: 10,
+        jitter,
+        random: () => 0.999_999,
+      });
       for (const n of [1_000, 10_000, 1e9, Number.MAX_SAFE_INTEGER]) {
         const d = delay(n);
         expect(Number.isFinite(d)).toBe(true);

@@ -24,10 +24,14 @@ describe('the browser platform', () => {
   it('still bounds work: withTimeout rejects at its deadline and aborts the signal it hands out', async () => {
     const clock = createManualClock();
     let signal: AbortSignal | undefined;
-    const outcome = withTimeout(100, (scope) => {
-      signal = scope.signal;
-      return safeSleep(10_000, { signal: scope.signal, clock });
-    }, { clock }).catch((error: unknown) => error);
+    const outcome = withTimeout(
+      100,
+      (scope) => {
+        signal = scope.signal;
+        return safeSleep(10_000, { signal: scope.signal, clock });
+      },
+      { clock },
+    ).catch((error: unknown) => error);
     await clock.advance(100);
     const error = await outcome;
     expect(isTimeoutError(error)).toBe(true);
@@ -38,7 +42,9 @@ describe('the browser platform', () => {
   it('does not reach a sleep given no signal (the documented caveat): it runs to its own end', async () => {
     const clock = createManualClock();
     let sleep: Promise<void> | undefined;
-    const outcome = withTimeout(100, () => (sleep = safeSleep(1_000, { clock })), { clock }).catch((error: unknown) => error);
+    const outcome = withTimeout(100, () => (sleep = safeSleep(1_000, { clock })), { clock }).catch(
+      (error: unknown) => error,
+    );
     await clock.advance(100);
     expect(isTimeoutError(await outcome)).toBe(true);
     expect(clock.pendingTimers).toBe(1);

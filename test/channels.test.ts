@@ -2,33 +2,14 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TimeoutError } from '../src/errors.js';
 import { safeGather } from '../src/gather.js';
-import {
-  channelNames,
-  gatherCancelChannel,
-  publishGatherCancel,
-  publishRetry,
-  publishShed,
-  publishStall,
-  publishTimeout,
-  retryChannel,
-  shedChannel,
-  stallChannel,
-  timeoutChannel,
-  type StallMessage,
-} from '../src/internal/channels.js';
+import { channelNames } from '../src/channels.js';
 import { retry } from '../src/retry.js';
-import { timeoutContext, withTimeout } from '../src/scope.js';
+import { withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
 import { createManualClock } from '../src/testing.js';
 import { observe } from './fixtures/observe.js';
 
-const channels = [
-  ['timeout', 'loopsafe:timeout', timeoutChannel],
-  ['retry', 'loopsafe:retry', retryChannel],
-  ['gatherCancel', 'loopsafe:gather:cancel', gatherCancelChannel],
-  ['stall', 'loopsafe:stall', stallChannel],
-  ['shed', 'loopsafe:shed', shedChannel],
-] as const;
+const channels = Object.values(channelNames).map((name) => [name, name] as const);
 
 /** Subscribes to every loopsafe channel, recording `[channel, message]` in publication order. */
 function record(): { events: [string, unknown][]; stop(): void } {
@@ -52,65 +33,27 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-describe('diagnostics channels', () => {
-  it.each(channels)('%s is the named channel %s, shared with anyone who looks it up', (key, name, channel) => {
-    expect(channelNames[key]).toBe(name);
-    expect(diagnosticsChannel.channel(name)).toBe(channel);
-  });
-
-  it('publish helpers build and publish nothing when nobody subscribes (hasSubscribers)', () => {
-    const spies = channels.map(([, , channel]) => vi.spyOn(channel, 'publish'));
-    using scope = timeoutContext(10, { name: 'x' });
-    const error = new TimeoutError(undefined, { scopeName: 'x', timeoutMs: 10 });
-    publishTimeout('x', 10, error, scope);
-    publishRetry('r', 1, 5, error);
-    publishGatherCancel('g', 'failure', error, 2);
-    publishStall({ kind: 'overdue', name: 'x', parent: undefined, ageMs: 1, overdueMs: 1, scope, stack: undefined });
-    publishShed('lag', 300, 0.5, 2);
-    for (const spy of spies) expect(spy).not.toHaveBeenCalled();
-  });
-
-  it('publish helpers deliver typed payloads, in order, to subscribers', () => {
-    const recorder = record();
-    try {
-      using scope = timeoutContext(10, { name: 'checkout' });
-      const error = new TimeoutError(undefined, { scopeName: 'checkout', timeoutMs: 10 });
-      const stall: StallMessage = { kind: 'no-deadline', name: 'checkout', parent: undefined, ageMs: 7, overdueMs: 0, scope, stack: undefined };
-      publishTimeout('checkout', 10, error, scope);
-      publishRetry('fetch', 2, 40, error);
-      publishGatherCancel('fan-out', 'timeout', error, 3);
-      publishStall(stall);
-      publishShed('utilization', 12, 0.99, 2);
-      expect(recorder.events).toEqual([
-        ['loopsafe:timeout', { scopeName: 'checkout', timeoutMs: 10, error, scope }],
-        ['loopsafe:retry', { name: 'fetch', attempt: 2, delayMs: 40, error }],
-        ['loopsafe:gather:cancel', { name: 'fan-out', cause: 'timeout', error, running: 3 }],
-        ['loopsafe:stall', stall],
-        ['loopsafe:shed', { reason: 'utilization', lagMs: 12, utilization: 0.99, retryAfterSeconds: 2 }],
-      ]);
-    } finally {
-      recorder.stop();
-    }
-  });
-});
-
-// The engine, retry and gather publish through the helpers in src/internal/channels.ts.
 describe('published by the engine, retry and gather', () => {
-  it('loopsafe:timeout: a scope\'s own deadline, before the enclosing gather cancels, in order', async () => {
+  it("loopsafe:timeout: a scope's own deadline, before the enclosing gather cancels, in order", async () => {
     const clock = createManualClock();
     const recorder = record();
     try {
-      const run = observe(safeGather([
-        () => withTimeout(50, () => safeSleep(1_000), { name: 'inner' }),
-        () => safeSleep(1_000),
-      ], { name: 'fan-out', clock }));
+      const run = observe(
+        safeGather([() => withTimeout(50, () => safeSleep(1_000), { name: 'inner' }), () => safeSleep(1_000)], {
+          name: 'fan-out',
+          clock,
+        }),
+      );
       await clock.advance(50);
       expect(run.outcome.status).toBe('rejected');
       const [timeout, cancel] = recorder.events;
       expect(timeout?.[0]).toBe('loopsafe:timeout');
       expect(timeout?.[1]).toMatchObject({ scopeName: 'inner', timeoutMs: 50 });
       expect((timeout?.[1] as { error: unknown }).error).toBeInstanceOf(TimeoutError);
-      expect(cancel).toEqual(['loopsafe:gather:cancel', { name: 'fan-out', cause: 'failure', error: expect.any(TimeoutError) as unknown, running: 1 }]);
+      expect(cancel).toEqual([
+        'loopsafe:gather:cancel',
+        { name: 'fan-out', cause: 'failure', error: expect.any(TimeoutError) as unknown, running: 1 },
+      ]);
       expect(recorder.events).toHaveLength(2);
     } finally {
       recorder.stop();
@@ -122,11 +65,16 @@ describe('published by the engine, retry and gather', () => {
     const recorder = record();
     const failures = [new Error('one'), new Error('two')];
     try {
-      const run = observe(retry(({ attempt }) => {
-        const failure = failures[attempt - 1];
-        if (failure !== undefined) throw failure;
-        return 'ok';
-      }, { name: 'fetch', maxAttempts: 3, backoff: { initialMs: 10, jitter: 'none' }, clock }));
+      const run = observe(
+        retry(
+          ({ attempt }) => {
+            const failure = failures[attempt - 1];
+            if (failure !== undefined) throw failure;
+            return 'ok';
+          },
+          { name: 'fetch', maxAttempts: 3, backoff: { initialMs: 10, jitter: 'none' }, clock },
+        ),
+      );
       await clock.advance(10);
       await clock.advance(20);
       expect(run.outcome).toEqual({ status: 'fulfilled', value: 'ok' });
@@ -139,11 +87,13 @@ describe('published by the engine, retry and gather', () => {
     }
   });
 
-  it('loopsafe:gather:cancel: the gather\'s own timeout, then an outside abort', async () => {
+  it("loopsafe:gather:cancel: the gather's own timeout, then an outside abort", async () => {
     const clock = createManualClock();
     const recorder = record();
     try {
-      const timedOut = observe(safeGather([() => safeSleep(1_000), () => safeSleep(1_000)], { name: 'slow', timeout: 100, clock }));
+      const timedOut = observe(
+        safeGather([() => safeSleep(1_000), () => safeSleep(1_000)], { name: 'slow', timeout: 100, clock }),
+      );
       await clock.advance(100);
       expect(timedOut.outcome.status).toBe('rejected');
       const controller = new AbortController();
@@ -152,7 +102,11 @@ describe('published by the engine, retry and gather', () => {
       controller.abort(reason);
       await clock.flush();
       expect(aborted.outcome).toEqual({ status: 'rejected', reason });
-      expect(recorder.events.map(([name]) => name)).toEqual(['loopsafe:timeout', 'loopsafe:gather:cancel', 'loopsafe:gather:cancel']);
+      expect(recorder.events.map(([name]) => name)).toEqual([
+        'loopsafe:timeout',
+        'loopsafe:gather:cancel',
+        'loopsafe:gather:cancel',
+      ]);
       expect(recorder.events[1]?.[1]).toMatchObject({ name: 'slow', cause: 'timeout', running: 2 });
       expect(recorder.events[2]?.[1]).toEqual({ name: 'left', cause: 'abort', error: reason, running: 1 });
     } finally {

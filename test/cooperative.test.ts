@@ -34,7 +34,11 @@ describe('cooperativeForEach()', () => {
       seen.push([item, index]);
     });
     expect(count).toBe(3);
-    expect(seen).toEqual([['a', 0], ['b', 1], ['c', 2]]);
+    expect(seen).toEqual([
+      ['a', 0],
+      ['b', 1],
+      ['c', 2],
+    ]);
   });
 
   it('awaits an async fn before the next item', async () => {
@@ -62,10 +66,14 @@ describe('cooperativeForEach()', () => {
     const clock = steppedClock();
     const log: (number | string)[] = [];
     realSetImmediate(() => log.push('other work'));
-    const done = cooperativeForEach([0, 1, 2, 3, 4, 5], (n) => {
-      log.push(n);
-      clock.step(4); // each item costs 4 ms
-    }, { budgetMs: 10, clock });
+    const done = cooperativeForEach(
+      [0, 1, 2, 3, 4, 5],
+      (n) => {
+        log.push(n);
+        clock.step(4); // each item costs 4 ms
+      },
+      { budgetMs: 10, clock },
+    );
     log.push('returned');
     await done;
     // 0, 1, 2 take 12 ms ≥ 10: yield; 3, 4, 5 take 12 ms but the list ends.
@@ -85,10 +93,19 @@ describe('cooperativeForEach()', () => {
     const clock = steppedClock();
     const state = { closed: false };
     const seen: number[] = [];
-    const run = withTimeout(10, () => cooperativeForEach(tracked([0, 1, 2, 3, 4], state), (n) => {
-      seen.push(n);
-      clock.step(4);
-    }, { budgetMs: Number.POSITIVE_INFINITY }), { clock, name: 'batch' });
+    const run = withTimeout(
+      10,
+      () =>
+        cooperativeForEach(
+          tracked([0, 1, 2, 3, 4], state),
+          (n) => {
+            seen.push(n);
+            clock.step(4);
+          },
+          { budgetMs: Number.POSITIVE_INFINITY },
+        ),
+      { clock, name: 'batch' },
+    );
     await expect(run).rejects.toBeInstanceOf(TimeoutError);
     await expect(run).rejects.toMatchObject({ scopeName: 'batch' });
     expect(seen).toEqual([0, 1, 2]); // at 12 ms the deadline (10) had passed: no timer could have fired
@@ -99,28 +116,39 @@ describe('cooperativeForEach()', () => {
     const controller = new AbortController();
     const reason = new Error('stop');
     const seen: number[] = [];
-    const run = cooperativeForEach([1, 2, 3], (n) => {
-      seen.push(n);
-      if (n === 2) controller.abort(reason);
-    }, { signal: controller.signal });
+    const run = cooperativeForEach(
+      [1, 2, 3],
+      (n) => {
+        seen.push(n);
+        if (n === 2) controller.abort(reason);
+      },
+      { signal: controller.signal },
+    );
     await expect(run).rejects.toBe(reason);
     expect(seen).toEqual([1, 2]);
     await expect(cooperativeForEach([1], () => undefined, { signal: controller.signal })).rejects.toBe(reason);
   });
 
-  it('rejects with fn\'s error and closes the iterator', async () => {
+  it("rejects with fn's error and closes the iterator", async () => {
     const state = { closed: false };
     const boom = new Error('boom');
-    await expect(cooperativeForEach(tracked([1, 2, 3], state), (n) => {
-      if (n === 2) throw boom;
-    })).rejects.toBe(boom);
+    await expect(
+      cooperativeForEach(tracked([1, 2, 3], state), (n) => {
+        if (n === 2) throw boom;
+      }),
+    ).rejects.toBe(boom);
     expect(state.closed).toBe(true);
   });
 
   it.each([
     ['items', () => cooperativeForEach(5 as never, () => undefined), TypeError, /`items`.*5/],
     ['fn', () => cooperativeForEach([], 'x' as never), TypeError, /`fn`/],
-    ['unknown option', () => cooperativeForEach([], () => undefined, { budget: 5 } as never), TypeError, /Unknown option `budget`/],
+    [
+      'unknown option',
+      () => cooperativeForEach([], () => undefined, { budget: 5 } as never),
+      TypeError,
+      /Unknown option `budget`/,
+    ],
     ['budgetMs', () => cooperativeForEach([], () => undefined, { budgetMs: -1 }), RangeError, /`budgetMs`.*-1/],
     ['signal', () => cooperativeForEach([], () => undefined, { signal: 'x' as never }), TypeError, /`signal`/],
     ['clock', () => cooperativeForEach([], () => undefined, { clock: {} as never }), TypeError, /`clock`/],

@@ -39,7 +39,9 @@ describe('isTimeoutError()', () => {
     const fromPeer = await pTimeout(never(), { milliseconds: 1 }).catch((e: unknown) => e);
     expect(isTimeoutError(fromPeer)).toBe(true);
     const signal = AbortSignal.timeout(1);
-    await new Promise((resolve) => { signal.addEventListener('abort', resolve); });
+    await new Promise((resolve) => {
+      signal.addEventListener('abort', resolve);
+    });
     expect(isTimeoutError(signal.reason)).toBe(true);
   });
 

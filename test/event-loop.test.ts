@@ -25,7 +25,10 @@ describe('monitorEventLoop()', () => {
     expect(samples).toHaveLength(0);
     await clock.advance(1);
     await clock.advance(100);
-    expect(samples.map((s) => [s.at, s.windowMs])).toEqual([[100, 100], [200, 100]]);
+    expect(samples.map((s) => [s.at, s.windowMs])).toEqual([
+      [100, 100],
+      [200, 100],
+    ]);
     expect(monitor.snapshot()).toBe(samples[1]);
     expect(clock.pendingTimers).toBe(1);
   });
@@ -33,9 +36,22 @@ describe('monitorEventLoop()', () => {
   it('never yields NaN or absurd values for an empty window, nor before the first one', async () => {
     const clock = createManualClock();
     const samples: EventLoopSample[] = [];
-    using monitor = monitorEventLoop({ intervalMs: 50, resolutionMs: 20, clock, onSample: (sample) => samples.push(sample) });
+    using monitor = monitorEventLoop({
+      intervalMs: 50,
+      resolutionMs: 20,
+      clock,
+      onSample: (sample) => samples.push(sample),
+    });
     const first = monitor.snapshot();
-    expect(first).toMatchObject({ windowMs: 0, p50LagMs: 0, p99LagMs: 0, maxLagMs: 0, utilization: 0, samples: 0, exceeded: [] });
+    expect(first).toMatchObject({
+      windowMs: 0,
+      p50LagMs: 0,
+      p99LagMs: 0,
+      maxLagMs: 0,
+      utilization: 0,
+      samples: 0,
+      exceeded: [],
+    });
     await clock.advance(50); // virtual time: the histogram (real time) has recorded nothing
     expect(samples[0]?.samples).toBe(0);
     expect(samples[0]).toMatchObject({ p50LagMs: 0, p99LagMs: 0, maxLagMs: 0 });
@@ -45,7 +61,13 @@ describe('monitorEventLoop()', () => {
   it('marks the thresholds a window passed', async () => {
     const clock = createManualClock();
     const samples: EventLoopSample[] = [];
-    using _monitor = monitorEventLoop({ intervalMs: 1_000, resolutionMs: 5, clock, thresholds: { lagMs: 30, utilization: 0.01 }, onSample: (s) => samples.push(s) });
+    using _monitor = monitorEventLoop({
+      intervalMs: 1_000,
+      resolutionMs: 5,
+      clock,
+      thresholds: { lagMs: 30, utilization: 0.01 },
+      onSample: (s) => samples.push(s),
+    });
     await realDelay(15);
     block(60);
     await realDelay(30); // the histogram's timer records the late turn

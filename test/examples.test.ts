@@ -76,16 +76,23 @@ describe('documentation examples', () => {
 
   it('publishes every guide in docs/ on the site, in the order typedoc.json gives', () => {
     const config = JSON.parse(readFileSync(join(root, 'typedoc.json'), 'utf8')) as { projectDocuments: string[] };
-    const guides = markdownSources().map((file) => relative(root, file)).filter((file) => file.startsWith('docs'));
+    const guides = markdownSources()
+      .map((file) => relative(root, file))
+      .filter((file) => file.startsWith('docs'));
     expect(guides.filter((guide) => !config.projectDocuments.includes(guide))).toEqual([]);
   });
 
   it('runs every code block of the guides, or says why not', () => {
     expect(problems).toEqual([]);
-    for (const block of skipped) expect(block.reason.length, `${block.source}:${String(block.line)}`).toBeGreaterThanOrEqual(10);
+    for (const block of skipped)
+      expect(block.reason.length, `${block.source}:${String(block.line)}`).toBeGreaterThanOrEqual(10);
   });
 
-  it.each(examples.map((example) => [`${example.source}:${String(example.line)} (#${String(example.index + 1)})`, example] as const))(
+  it.each(
+    examples.map(
+      (example) => [`${example.source}:${String(example.line)} (#${String(example.index + 1)})`, example] as const,
+    ),
+  )(
     '%s runs',
     async (_name, example) => {
       const file = join(outDir, `${example.source.replace(/[^\w]+/g, '_')}_${String(example.index)}.ts`);
@@ -95,7 +102,10 @@ describe('documentation examples', () => {
       await import(pathToFileURL(file).href);
       for (const { line, expected } of expectedOutputs(example.code)) {
         const seen = logged.get(line) ?? [];
-        expect({ line, output: seen.some((text) => sameOutput(text, expected)) ? expected : seen }).toEqual({ line, output: expected });
+        expect({ line, output: seen.some((text) => sameOutput(text, expected)) ? expected : seen }).toEqual({
+          line,
+          output: expected,
+        });
       }
     },
     5_000,

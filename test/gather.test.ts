@@ -38,7 +38,12 @@ describe('safeGather()', () => {
     const clock = createManualClock();
     const c = counters();
     const durations = [30, 5, 20, 1, 25, 10];
-    const gathering = observe(safeGather(durations.map((ms, i) => timed(c, ms, `r${String(i)}`)), { clock, concurrency: 3, name: 'mixed' }));
+    const gathering = observe(
+      safeGather(
+        durations.map((ms, i) => timed(c, ms, `r${String(i)}`)),
+        { clock, concurrency: 3, name: 'mixed' },
+      ),
+    );
     // 0..2 start at 0; 3 at 5 (ends 6); 4 at 6 (ends 31); 5 at 20 (ends 30).
     await clock.advance(30);
     expect(gathering.outcome.status).toBe('pending');
@@ -130,7 +135,9 @@ describe('safeGather()', () => {
       const clock = createManualClock();
       let lateReject: (e: unknown) => void = () => undefined;
       const stubborn: GatherTask = () => new Promise((_, reject) => (lateReject = reject));
-      const gathering = observe(safeGather([stubborn, () => never(), timed(counters(), 2, 0, new Error('x'))], { clock }));
+      const gathering = observe(
+        safeGather([stubborn, () => never(), timed(counters(), 2, 0, new Error('x'))], { clock }),
+      );
       await clock.advance(2);
       expect((reasonOf(gathering.outcome) as GatherError).errors).toHaveLength(1);
       lateReject(new Error('late failure'));
@@ -145,9 +152,12 @@ describe('safeGather()', () => {
 
   it('reports a synchronous throw as a failure', async () => {
     const failure = new TypeError('bad input');
-    const error = await safeGather([() => 1, () => {
-      throw failure;
-    }]).catch((e: unknown) => e);
+    const error = await safeGather([
+      () => 1,
+      () => {
+        throw failure;
+      },
+    ]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GatherError);
     expect((error as GatherError).cause).toBe(failure);
   });
@@ -195,11 +205,17 @@ describe('safeGather()', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it('rejects with the caller\'s reason (===) and aborts every task', async () => {
+  it("rejects with the caller's reason (===) and aborts every task", async () => {
     const clock = createManualClock();
     const c = counters();
     const controller = new AbortController();
-    const gathering = observe(safeGather([timed(c, 50, 1), timed(c, 60, 2), timed(c, 70, 3)], { clock, signal: controller.signal, concurrency: 2 }));
+    const gathering = observe(
+      safeGather([timed(c, 50, 1), timed(c, 60, 2), timed(c, 70, 3)], {
+        clock,
+        signal: controller.signal,
+        concurrency: 2,
+      }),
+    );
     await clock.advance(10);
     const reason = { why: 'client went away' };
     controller.abort(reason);
@@ -224,7 +240,9 @@ describe('safeGather()', () => {
   it('rejects with its own TimeoutError at the timeout and aborts every task', async () => {
     const clock = createManualClock();
     const c = counters();
-    const gathering = observe(safeGather([timed(c, 5, 1), timed(c, 500, 2), () => never()], { clock, timeout: 100, name: 'upstreams' }));
+    const gathering = observe(
+      safeGather([timed(c, 5, 1), timed(c, 500, 2), () => never()], { clock, timeout: 100, name: 'upstreams' }),
+    );
     await clock.advance(99);
     expect(gathering.outcome.status).toBe('pending');
     await clock.advance(1);
@@ -268,11 +286,14 @@ describe('safeGather()', () => {
     const controller = new AbortController();
     const signal = controller.signal;
     for (let round = 0; round < 200; round++) {
-      const gathering = safeGather(Array.from({ length: 50 }, (_, i) => (s: AbortSignal) => safeSleep(1 + (i % 3), { signal: s })), {
-        clock,
-        signal,
-        concurrency: 10,
-      });
+      const gathering = safeGather(
+        Array.from({ length: 50 }, (_, i) => (s: AbortSignal) => safeSleep(1 + (i % 3), { signal: s })),
+        {
+          clock,
+          signal,
+          concurrency: 10,
+        },
+      );
       expect(abortListenerCount(signal)).toBe(1);
       await clock.runAll();
       await gathering;
@@ -337,7 +358,12 @@ describe('safeGatherSettled()', () => {
   it('never rejects for task failures and keeps input order', async () => {
     const clock = createManualClock();
     const failure = new Error('nope');
-    const gathering = observe(safeGatherSettled([timed(counters(), 9, 'a'), timed(counters(), 1, 'b', failure), () => 'c'], { clock, concurrency: 2 }));
+    const gathering = observe(
+      safeGatherSettled([timed(counters(), 9, 'a'), timed(counters(), 1, 'b', failure), () => 'c'], {
+        clock,
+        concurrency: 2,
+      }),
+    );
     await clock.advance(9);
     expect(gathering.outcome).toEqual({
       status: 'fulfilled',
@@ -353,7 +379,13 @@ describe('safeGatherSettled()', () => {
     const clock = createManualClock();
     const c = counters();
     const failure = new Error('stock down');
-    const tasks = [timed(c, 5, 'prices'), timed(c, 500, 'reviews'), timed(c, 2, 'x', failure), () => never(), timed(c, 1, 'queued')];
+    const tasks = [
+      timed(c, 5, 'prices'),
+      timed(c, 500, 'reviews'),
+      timed(c, 2, 'x', failure),
+      () => never(),
+      timed(c, 1, 'queued'),
+    ];
     const gathering = observe(safeGatherSettled(tasks, { clock, timeout: 20, concurrency: 4, name: 'page' }));
     await clock.advance(19);
     expect(gathering.outcome.status).toBe('pending');
@@ -377,17 +409,21 @@ describe('safeGatherSettled()', () => {
   it('marks tasks of an array that never started as timed out too', async () => {
     const clock = createManualClock();
     const c = counters();
-    const gathering = observe(safeGatherSettled([timed(c, 50, 1), timed(c, 50, 2), timed(c, 50, 3)], { clock, timeout: 10, concurrency: 1 }));
+    const gathering = observe(
+      safeGatherSettled([timed(c, 50, 1), timed(c, 50, 2), timed(c, 50, 3)], { clock, timeout: 10, concurrency: 1 }),
+    );
     await clock.advance(10);
     const results = (gathering.outcome as { value: PromiseSettledResult<unknown>[] }).value;
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
     expect(c.started).toBe(1);
   });
 
-  it('still rejects with the caller\'s reason (===)', async () => {
+  it("still rejects with the caller's reason (===)", async () => {
     const clock = createManualClock();
     const controller = new AbortController();
-    const gathering = observe(safeGatherSettled([timed(counters(), 50, 1)], { clock, signal: controller.signal, timeout: 100 }));
+    const gathering = observe(
+      safeGatherSettled([timed(counters(), 50, 1)], { clock, signal: controller.signal, timeout: 100 }),
+    );
     const reason = new Error('shutdown');
     controller.abort(reason);
     await clock.flush();
@@ -398,11 +434,18 @@ describe('safeGatherSettled()', () => {
 describe('invariants over random task timings (property-based, manual clock)', () => {
   const taskSpec = fc.record({ ms: fc.integer({ min: 0, max: 50 }), fails: fc.boolean() });
 
-  async function runGather(clock: ManualClock, specs: { ms: number; fails: boolean }[], concurrency: number, settled: boolean) {
+  async function runGather(
+    clock: ManualClock,
+    specs: { ms: number; fails: boolean }[],
+    concurrency: number,
+    settled: boolean,
+  ) {
     const c = counters();
     const failures = specs.map((s, i) => (s.fails ? new Error(`f${String(i)}`) : undefined));
     const tasks = specs.map((s, i) => timed(c, s.ms, i, failures[i]));
-    const gathering = observe<unknown>(settled ? safeGatherSettled(tasks, { clock, concurrency }) : safeGather(tasks, { clock, concurrency }));
+    const gathering = observe<unknown>(
+      settled ? safeGatherSettled(tasks, { clock, concurrency }) : safeGather(tasks, { clock, concurrency }),
+    );
     await clock.runAll();
     await clock.flush();
     return { c, failures, outcome: gathering.outcome };
@@ -410,39 +453,47 @@ describe('invariants over random task timings (property-based, manual clock)', (
 
   it('results are in input order and concurrency never exceeds the limit', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(taskSpec, { maxLength: 40 }), fc.integer({ min: 1, max: 8 }), async (specs, concurrency) => {
-        const clock = createManualClock();
-        const { c, outcome } = await runGather(clock, specs, concurrency, true);
-        expect(c.peak).toBeLessThanOrEqual(concurrency);
-        expect(c.started).toBe(specs.length);
-        const results = (outcome as { value: PromiseSettledResult<unknown>[] }).value;
-        results.forEach((r, i) => {
-          if (specs[i]?.fails === true) expect(r.status).toBe('rejected');
-          else expect(r).toEqual({ status: 'fulfilled', value: i });
-        });
-        expect(clock.pendingTimers).toBe(0);
-      }),
+      fc.asyncProperty(
+        fc.array(taskSpec, { maxLength: 40 }),
+        fc.integer({ min: 1, max: 8 }),
+        async (specs, concurrency) => {
+          const clock = createManualClock();
+          const { c, outcome } = await runGather(clock, specs, concurrency, true);
+          expect(c.peak).toBeLessThanOrEqual(concurrency);
+          expect(c.started).toBe(specs.length);
+          const results = (outcome as { value: PromiseSettledResult<unknown>[] }).value;
+          results.forEach((r, i) => {
+            if (specs[i]?.fails === true) expect(r.status).toBe('rejected');
+            else expect(r).toEqual({ status: 'fulfilled', value: i });
+          });
+          expect(clock.pendingTimers).toBe(0);
+        },
+      ),
       { numRuns: 60 },
     );
   });
 
   it('fail-fast reports exactly the earliest failure and leaves nothing running', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(taskSpec, { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 8 }), async (specs, concurrency) => {
-        const clock = createManualClock();
-        const { c, failures, outcome } = await runGather(clock, specs, concurrency, false);
-        expect(c.peak).toBeLessThanOrEqual(concurrency);
-        expect(c.running).toBe(0);
-        expect(clock.pendingTimers).toBe(0);
-        if (!specs.some((s) => s.fails)) {
-          expect(outcome).toEqual({ status: 'fulfilled', value: specs.map((_, i) => i) });
-          return;
-        }
-        const error = reasonOf(outcome) as GatherError;
-        expect(error.errors).toHaveLength(1);
-        expect(failures).toContain(error.cause);
-        expect(c.aborted).toBeLessThanOrEqual(concurrency - 1);
-      }),
+      fc.asyncProperty(
+        fc.array(taskSpec, { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 8 }),
+        async (specs, concurrency) => {
+          const clock = createManualClock();
+          const { c, failures, outcome } = await runGather(clock, specs, concurrency, false);
+          expect(c.peak).toBeLessThanOrEqual(concurrency);
+          expect(c.running).toBe(0);
+          expect(clock.pendingTimers).toBe(0);
+          if (!specs.some((s) => s.fails)) {
+            expect(outcome).toEqual({ status: 'fulfilled', value: specs.map((_, i) => i) });
+            return;
+          }
+          const error = reasonOf(outcome) as GatherError;
+          expect(error.errors).toHaveLength(1);
+          expect(failures).toContain(error.cause);
+          expect(c.aborted).toBeLessThanOrEqual(concurrency - 1);
+        },
+      ),
       { numRuns: 60 },
     );
   });

@@ -80,10 +80,14 @@ describe('leak hygiene on one long-lived signal', () => {
       openGate = resolve;
     });
     const running = Array.from({ length: 10_000 }, (_, i) =>
-      withTimeout(60_000, async () => {
-        await gate;
-        return operation(i, parent.signal);
-      }, { signal: parent.signal }),
+      withTimeout(
+        60_000,
+        async () => {
+          await gate;
+          return operation(i, parent.signal);
+        },
+        { signal: parent.signal },
+      ),
     );
     expect(abortListenerCount(parent.signal)).toBe(1);
     openGate();
@@ -97,7 +101,9 @@ describe('leak hygiene on one long-lived signal', () => {
   it('10,000 concurrent sleeps aborted at once reject with the reason and leave nothing', async () => {
     const clock = createManualClock();
     const parent = new AbortController();
-    const sleeps = Array.from({ length: 10_000 }, () => safeSleep(1_000, { clock, signal: parent.signal }).catch((e: unknown) => e));
+    const sleeps = Array.from({ length: 10_000 }, () =>
+      safeSleep(1_000, { clock, signal: parent.signal }).catch((e: unknown) => e),
+    );
     expect(abortListenerCount(parent.signal)).toBe(1);
     expect(clock.pendingTimers).toBe(10_000);
     const reason = new Error('shutdown');
@@ -144,10 +150,18 @@ describe('late settlements', () => {
   it('a function that throws after its scope was cancelled raises no unhandledRejection', async () => {
     const clock = createManualClock();
     const run = observe(
-      withTimeout(10, async () => {
-        await new Promise((resolve) => clock.setTimeout(() => { resolve(undefined); }, 50));
-        throw new Error('thrown long after the timeout');
-      }, { clock }),
+      withTimeout(
+        10,
+        async () => {
+          await new Promise((resolve) =>
+            clock.setTimeout(() => {
+              resolve(undefined);
+            }, 50),
+          );
+          throw new Error('thrown long after the timeout');
+        },
+        { clock },
+      ),
     );
     await clock.advance(50);
     expect(run.outcome.status).toBe('rejected');

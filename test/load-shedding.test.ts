@@ -1,7 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import type { EventLoopSample } from '../src/event-loop.js';
-import { channelNames, type ShedMessage } from '../src/internal/channels.js';
+import { channelNames, type ShedMessage } from '../src/channels.js';
 import { LoadShedder } from '../src/load-shedding.js';
 
 function sample(p99LagMs: number, utilization: number): EventLoopSample {
@@ -64,7 +64,11 @@ describe('LoadShedder', () => {
   });
 
   it('Infinity disables a threshold', () => {
-    using shedder = new LoadShedder({ monitor: fakeMonitor(sample(1e6, 1)), maxLagMs: Number.POSITIVE_INFINITY, maxUtilization: Number.POSITIVE_INFINITY });
+    using shedder = new LoadShedder({
+      monitor: fakeMonitor(sample(1e6, 1)),
+      maxLagMs: Number.POSITIVE_INFINITY,
+      maxUtilization: Number.POSITIVE_INFINITY,
+    });
     expect(shedder.check().shed).toBe(false);
   });
 

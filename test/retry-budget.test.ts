@@ -19,7 +19,13 @@ describe('RetryBudget', () => {
   it('starts full and allows retries only while tokens > maxTokens / 2', () => {
     const budget = new RetryBudget();
     expect(budget.snapshot()).toEqual({
-      tokens: 10, maxTokens: 10, tokenRatio: 0.1, canRetry: true, successes: 0, failures: 0, throttled: 0,
+      tokens: 10,
+      maxTokens: 10,
+      tokenRatio: 0.1,
+      canRetry: true,
+      successes: 0,
+      failures: 0,
+      throttled: 0,
     });
     for (let i = 0; i < 4; i++) budget.recordFailure();
     expect([budget.tokens, budget.canRetry()]).toEqual([6, true]);
@@ -78,10 +84,14 @@ describe('retry() with a RetryBudget', () => {
           const clock = createManualClock();
           const budget = new RetryBudget({ maxTokens: 10, tokenRatio: 0.1 });
           let attempts = 0;
-          const fn = () => (outcomes[attempts++ % outcomes.length] === true ? Promise.resolve(1) : Promise.reject(new Error('x')));
+          const fn = () =>
+            outcomes[attempts++ % outcomes.length] === true ? Promise.resolve(1) : Promise.reject(new Error('x'));
           const calls = 50;
           for (let call = 0; call < calls; call++) {
-            await settle(clock, retry(fn, { clock, budget, maxAttempts, backoff: () => 0 }).catch(() => 0));
+            await settle(
+              clock,
+              retry(fn, { clock, budget, maxAttempts, backoff: () => 0 }).catch(() => 0),
+            );
           }
           expect(attempts).toBeLessThanOrEqual(1.1 * calls + 10);
         },
@@ -94,10 +104,20 @@ describe('retry() with a RetryBudget', () => {
     const clock = createManualClock();
     const budget = new RetryBudget({ maxTokens: 4 });
     const fatal = new Error('400');
-    await settle(clock, retry(() => Promise.reject(fatal), { clock, budget, shouldRetry: (e) => e !== fatal }).catch(() => 0));
+    await settle(
+      clock,
+      retry(() => Promise.reject(fatal), { clock, budget, shouldRetry: (e) => e !== fatal }).catch(() => 0),
+    );
     expect(budget.snapshot()).toMatchObject({ tokens: 4, failures: 0 });
     let n = 0;
-    await settle(clock, retry(() => (++n < 2 ? Promise.reject(new Error('503')) : Promise.resolve(n)), { clock, budget, backoff: () => 0 }));
+    await settle(
+      clock,
+      retry(() => (++n < 2 ? Promise.reject(new Error('503')) : Promise.resolve(n)), {
+        clock,
+        budget,
+        backoff: () => 0,
+      }),
+    );
     expect(budget.snapshot()).toMatchObject({ tokens: 3.1, failures: 1, successes: 1 });
   });
 

@@ -48,7 +48,7 @@ function clean(clock: ManualClock): void {
 function hangs(): { next: <T = never>() => Promise<T>; release: () => Promise<void> } {
   const rejects: ((reason: unknown) => void)[] = [];
   return {
-    next: <T,>() => new Promise<T>((_, reject) => void rejects.push(reject)),
+    next: <T>() => new Promise<T>((_, reject) => void rejects.push(reject)),
     release: async () => {
       for (const reject of rejects.splice(0)) reject(new Error('late'));
       await flush();
@@ -91,7 +91,8 @@ describe('retry()', () => {
   it('leaves no listener on a long-lived signal after thousands of calls', async () => {
     const clock = createManualClock();
     const controller = new AbortController();
-    for (let i = 0; i < 2_000; i++) await retry(() => Promise.resolve(i), { clock, signal: controller.signal, attemptTimeout: 1_000 });
+    for (let i = 0; i < 2_000; i++)
+      await retry(() => Promise.resolve(i), { clock, signal: controller.signal, attemptTimeout: 1_000 });
     expect(abortListenerCount(controller.signal)).toBe(0);
     clean(clock);
   });
@@ -108,7 +109,10 @@ describe('retry()', () => {
     await clock.advance(200);
     expect(run.outcome).toEqual({ status: 'fulfilled', value: 'ok' });
     expect(calls.map((c) => c.attempt)).toEqual([1, 2, 3]);
-    expect(events.map(({ attempt, delayMs }) => [attempt, delayMs])).toEqual([[1, 100], [2, 200]]);
+    expect(events.map(({ attempt, delayMs }) => [attempt, delayMs])).toEqual([
+      [1, 100],
+      [2, 200],
+    ]);
     expect((events[1]?.error as Error).message).toBe('b');
     clean(clock);
   });
@@ -141,7 +145,15 @@ describe('retry()', () => {
 
     // A synchronous throw of undefined is an attempt's failure too, not a success.
     let attempts = 0;
-    const sync = observe(retry(() => { attempts++; throw undefined; }, { clock, backoff: exact }));
+    const sync = observe(
+      retry(
+        () => {
+          attempts++;
+          throw undefined;
+        },
+        { clock, backoff: exact },
+      ),
+    );
     await runAll(clock);
     expect(sync.outcome).toEqual({ status: 'rejected', reason: undefined });
     expect(attempts).toBe(3);
@@ -152,18 +164,25 @@ describe('retry()', () => {
     const fatal = new Error('400');
     const { fn, calls } = failing(new Error('503'), fatal);
     const asked: [string, number][] = [];
-    const run = observe(retry(fn, {
-      clock, backoff: exact, maxAttempts: 5,
-      shouldRetry: async (error, { attempt }) => {
-        asked.push([(error as Error).message, attempt]);
-        await Promise.resolve();
-        return error !== fatal;
-      },
-    }));
+    const run = observe(
+      retry(fn, {
+        clock,
+        backoff: exact,
+        maxAttempts: 5,
+        shouldRetry: async (error, { attempt }) => {
+          asked.push([(error as Error).message, attempt]);
+          await Promise.resolve();
+          return error !== fatal;
+        },
+      }),
+    );
     await runAll(clock);
     expect(reasonOf(run.outcome)).toBe(fatal);
     expect(calls).toHaveLength(2);
-    expect(asked).toEqual([['503', 1], ['400', 2]]);
+    expect(asked).toEqual([
+      ['503', 1],
+      ['400', 2],
+    ]);
   });
 
   it('never retries the caller’s abort: rejects at once with its reason (attempts = 1)', async () => {
@@ -172,7 +191,9 @@ describe('retry()', () => {
     const reason = new Error('client went away');
     const calls: RetryContext[] = [];
     const hung = hangs();
-    const run = observe(retry((context) => (calls.push(context), hung.next()), { clock, signal: controller.signal, maxAttempts: 5 }));
+    const run = observe(
+      retry((context) => (calls.push(context), hung.next()), { clock, signal: controller.signal, maxAttempts: 5 }),
+    );
     await clock.advance(50);
     controller.abort(reason);
     await flush();
@@ -238,7 +259,9 @@ describe('retry()', () => {
       expect(context.signal.aborted).toBe(false); // read it, ignore it: the hung upstream
       return context.attempt === 1 ? hung.next<string>() : Promise.resolve('second time lucky');
     };
-    const run = observe(retry(fn, { clock, attemptTimeout: 100, backoff: exact, name: 'fetch', onRetry: (e) => void events.push(e) }));
+    const run = observe(
+      retry(fn, { clock, attemptTimeout: 100, backoff: exact, name: 'fetch', onRetry: (e) => void events.push(e) }),
+    );
     await clock.advance(100);
     const first = contexts[0]?.signal;
     expect(first?.aborted).toBe(true);
@@ -260,7 +283,9 @@ describe('retry()', () => {
     const contexts: RetryContext[] = [];
     const hung = hangs();
     const fn = (context: RetryContext) => (contexts.push(context), hung.next());
-    const run = observe(retry(fn, { clock, timeout: 150, attemptTimeout: 100, backoff: () => 10, name: 'op', maxAttempts: 9 }));
+    const run = observe(
+      retry(fn, { clock, timeout: 150, attemptTimeout: 100, backoff: () => 10, name: 'op', maxAttempts: 9 }),
+    );
     await clock.advance(110); // attempt 1 cut at 100, attempt 2 starts at 110 with 40 ms left
     expect(contexts).toHaveLength(2);
     await clock.advance(40);
@@ -293,17 +318,25 @@ describe('retry()', () => {
     const errors = [new Error('1'), new Error('2'), new Error('3')];
     const { fn, calls } = failing(...errors);
     const events: RetryEvent[] = [];
-    const run = observe(retry(fn, {
-      clock, timeout: 500, backoff: backoff({ initialMs: 200, jitter: 'none' }), maxAttempts: 9, name: 'op',
-      onRetry: (event) => void events.push(event),
-    }));
+    const run = observe(
+      retry(fn, {
+        clock,
+        timeout: 500,
+        backoff: backoff({ initialMs: 200, jitter: 'none' }),
+        maxAttempts: 9,
+        name: 'op',
+        onRetry: (event) => void events.push(event),
+      }),
+    );
     await clock.advance(200); // attempt 2 fails at 200; the next delay (400) would end at 600 > 500
     const error = reasonOf(run.outcome) as TimeoutError;
     expect(clock.now()).toBe(200);
     expect(error).toBeInstanceOf(TimeoutError);
     expect(error.scopeName).toBe('op');
     expect(error.cause).toBe(errors[1]);
-    expect(error.message).toMatch(/gave up after 2 attempt\(s\): waiting 400 ms would pass the deadline of scope "op" \(300 ms left\)/);
+    expect(error.message).toMatch(
+      /gave up after 2 attempt\(s\): waiting 400 ms would pass the deadline of scope "op" \(300 ms left\)/,
+    );
     expect(calls).toHaveLength(2);
     expect(events).toHaveLength(1);
     clean(clock);
@@ -315,13 +348,19 @@ describe('retry()', () => {
     let attempts = 0;
     let inside: unknown;
     const hung = hangs();
-    const outer = observe(withTimeout(250, async () => {
-      try {
-        await retry(() => (attempts++, hung.next()), { maxAttempts: Number.POSITIVE_INFINITY });
-      } catch (error) {
-        inside = error;
-      }
-    }, { clock, name: 'request' }));
+    const outer = observe(
+      withTimeout(
+        250,
+        async () => {
+          try {
+            await retry(() => (attempts++, hung.next()), { maxAttempts: Number.POSITIVE_INFINITY });
+          } catch (error) {
+            inside = error;
+          }
+        },
+        { clock, name: 'request' },
+      ),
+    );
     await clock.advance(250);
     const expired = reasonOf(outer.outcome) as TimeoutError;
     expect(expired.scopeName).toBe('request');
@@ -331,7 +370,9 @@ describe('retry()', () => {
 
     // Failing attempts: gives up when the delay would cross the request's deadline.
     const { fn, calls } = failing(new Error('1'), new Error('2'), new Error('3'));
-    const gaveUp = observe(withTimeout(250, () => retry(fn, { backoff: exact, maxAttempts: 9 }), { clock, name: 'request' }));
+    const gaveUp = observe(
+      withTimeout(250, () => retry(fn, { backoff: exact, maxAttempts: 9 }), { clock, name: 'request' }),
+    );
     await clock.advance(100);
     const error = reasonOf(gaveUp.outcome) as TimeoutError;
     expect(error.scopeName).toBe('request');
@@ -345,11 +386,15 @@ describe('retry()', () => {
     const withHeader = (header: string) => Object.assign(new Error('429'), { header });
     const { fn } = failing(withHeader('5'), withHeader('120'), new Error('no header'));
     const delays: number[] = [];
-    const run = observe(retry(fn, {
-      clock, maxAttempts: 4, backoff: backoff({ initialMs: 100, maxMs: 10_000, jitter: 'none' }),
-      retryAfter: (error) => parseRetryAfter((error as { header?: string }).header),
-      onRetry: ({ delayMs }) => void delays.push(delayMs),
-    }));
+    const run = observe(
+      retry(fn, {
+        clock,
+        maxAttempts: 4,
+        backoff: backoff({ initialMs: 100, maxMs: 10_000, jitter: 'none' }),
+        retryAfter: (error) => parseRetryAfter((error as { header?: string }).header),
+        onRetry: ({ delayMs }) => void delays.push(delayMs),
+      }),
+    );
     await runAll(clock);
     expect(run.outcome).toEqual({ status: 'fulfilled', value: 'ok' });
     expect(delays).toEqual([5_000, 10_000, 400]);
@@ -372,20 +417,30 @@ describe('retry()', () => {
     const clock = createManualClock();
     const seen: [number, number | undefined][] = [];
     const { fn } = failing(new Error('1'), new Error('2'));
-    const run = observe(retry(fn, { clock, backoff: (attempt, previousMs) => (seen.push([attempt, previousMs]), attempt * 7) }));
+    const run = observe(
+      retry(fn, { clock, backoff: (attempt, previousMs) => (seen.push([attempt, previousMs]), attempt * 7) }),
+    );
     await runAll(clock);
     expect(run.outcome.status).toBe('fulfilled');
-    expect(seen).toEqual([[1, undefined], [2, 7]]);
+    expect(seen).toEqual([
+      [1, undefined],
+      [2, 7],
+    ]);
   });
 
   it('runs each attempt in the retry’s scope, so nested calls see its deadline', async () => {
     const clock = createManualClock();
     const names: (string | undefined)[] = [];
-    const run = observe(retry(async () => {
-      names.push(currentScope()?.name);
-      await safeSleep(1_000); // stops at the retry's deadline
-      return 'late';
-    }, { clock, timeout: 50, name: 'lookup', maxAttempts: 1 }));
+    const run = observe(
+      retry(
+        async () => {
+          names.push(currentScope()?.name);
+          await safeSleep(1_000); // stops at the retry's deadline
+          return 'late';
+        },
+        { clock, timeout: 50, name: 'lookup', maxAttempts: 1 },
+      ),
+    );
     await clock.advance(50);
     expect((reasonOf(run.outcome) as TimeoutError).scopeName).toBe('lookup');
     expect(names).toEqual(['lookup']);
@@ -397,9 +452,17 @@ describe('retry()', () => {
     const tracker = trackUnhandledRejections();
     const hookError = new Error('hook');
     const cases = [
-      { shouldRetry: () => { throw hookError; } },
+      {
+        shouldRetry: () => {
+          throw hookError;
+        },
+      },
       { onRetry: () => Promise.reject(hookError) },
-      { retryAfter: () => { throw hookError; } },
+      {
+        retryAfter: () => {
+          throw hookError;
+        },
+      },
     ];
     for (const options of cases) {
       const run = observe(retry(() => Promise.reject(new Error('x')), { clock, ...options }));

@@ -1,11 +1,21 @@
 import { describe, expect, it, vi } from 'vitest';
 import { TimeoutError } from '../src/errors.js';
-import { captureScopeStacks, currentScope, currentSignal, pendingScopes, timeoutContext, withDeadline, withTimeout, type Scope } from '../src/scope.js';
+import {
+  captureScopeStacks,
+  currentScope,
+  currentSignal,
+  pendingScopes,
+  timeoutContext,
+  withDeadline,
+  withTimeout,
+  type Scope,
+} from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
 import { abortListenerCount, createManualClock } from '../src/testing.js';
 import { never, observe } from './fixtures/observe.js';
 
-const reasonOf = (tracker: { outcome: { status: string } }): unknown => (tracker.outcome as { reason?: unknown }).reason;
+const reasonOf = (tracker: { outcome: { status: string } }): unknown =>
+  (tracker.outcome as { reason?: unknown }).reason;
 
 describe('withTimeout()', () => {
   it('resolves with fn’s value and leaves no timer', async () => {
@@ -58,17 +68,20 @@ describe('withTimeout()', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it.each([{}, 'text', 0, false])('an already-aborted signal with reason %s rejects with it and never calls fn', async (reason) => {
-    const controller = new AbortController();
-    controller.abort(reason);
-    const fn = vi.fn();
-    const outcome = await withTimeout(100, fn, { signal: controller.signal }).then(
-      () => 'fulfilled',
-      (error: unknown) => error,
-    );
-    expect(outcome).toBe(reason);
-    expect(fn).not.toHaveBeenCalled();
-  });
+  it.each([{}, 'text', 0, false])(
+    'an already-aborted signal with reason %s rejects with it and never calls fn',
+    async (reason) => {
+      const controller = new AbortController();
+      controller.abort(reason);
+      const fn = vi.fn();
+      const outcome = await withTimeout(100, fn, { signal: controller.signal }).then(
+        () => 'fulfilled',
+        (error: unknown) => error,
+      );
+      expect(outcome).toBe(reason);
+      expect(fn).not.toHaveBeenCalled();
+    },
+  );
 
   it('an already-aborted signal with no reason rejects with the platform AbortError', async () => {
     const controller = new AbortController();
@@ -251,7 +264,9 @@ describe('nested scopes', () => {
 
   it('the clock of the outer scope is inherited by everything inside', async () => {
     const clock = createManualClock();
-    const run = observe(withTimeout(Infinity, () => withTimeout(40, () => safeSleep(30).then(() => currentScope()?.clock)), { clock }));
+    const run = observe(
+      withTimeout(Infinity, () => withTimeout(40, () => safeSleep(30).then(() => currentScope()?.clock)), { clock }),
+    );
     await clock.advance(30);
     expect(run.outcome).toEqual({ status: 'fulfilled', value: clock });
   });
@@ -374,7 +389,8 @@ describe('ambient scope', () => {
       seen.afterThenable = currentScope();
     });
     expect(expected).toBeDefined();
-    for (const [where, scope] of Object.entries(seen)) expect({ where, same: scope === expected }).toEqual({ where, same: true });
+    for (const [where, scope] of Object.entries(seen))
+      expect({ where, same: scope === expected }).toEqual({ where, same: true });
     expect(Object.keys(seen)).toHaveLength(6);
     expect(currentScope()).toBeUndefined();
   });
@@ -388,10 +404,14 @@ describe('ambient scope', () => {
   it('concurrent scopes do not see each other', async () => {
     const names = await Promise.all(
       ['a', 'b', 'c'].map((name) =>
-        withTimeout(100, async () => {
-          await safeSleep(1);
-          return currentScope()?.name;
-        }, { name }),
+        withTimeout(
+          100,
+          async () => {
+            await safeSleep(1);
+            return currentScope()?.name;
+          },
+          { name },
+        ),
       ),
     );
     expect(names).toEqual(['a', 'b', 'c']);
@@ -480,7 +500,9 @@ describe('pendingScopes()', () => {
     );
     await clock.advance(40);
     const mine = (): ReturnType<typeof pendingScopes> => pendingScopes().filter((s) => s.scope.clock === clock);
-    expect(mine().map(({ name, ageMs, remainingMs, overdue, parent }) => ({ name, ageMs, remainingMs, overdue, parent }))).toEqual([
+    expect(
+      mine().map(({ name, ageMs, remainingMs, overdue, parent }) => ({ name, ageMs, remainingMs, overdue, parent })),
+    ).toEqual([
       { name: 'request', ageMs: 40, remainingMs: 60, overdue: false, parent: undefined },
       { name: 'zombie', ageMs: 40, remainingMs: 60, overdue: false, parent: 'request' },
     ]);
@@ -498,15 +520,23 @@ describe('pendingScopes()', () => {
     let withStack: string | undefined;
     let withoutStack: string | undefined = 'unset';
     try {
-      await withTimeout(100, function openedHere() {
-        withStack = pendingScopes().find((s) => s.name === 'openedHere')?.stack;
-      }, { clock });
+      await withTimeout(
+        100,
+        function openedHere() {
+          withStack = pendingScopes().find((s) => s.name === 'openedHere')?.stack;
+        },
+        { clock },
+      );
     } finally {
       expect(captureScopeStacks(false)).toBe(true);
     }
-    await withTimeout(100, function openedThere() {
-      withoutStack = pendingScopes().find((s) => s.name === 'openedThere')?.stack;
-    }, { clock });
+    await withTimeout(
+      100,
+      function openedThere() {
+        withoutStack = pendingScopes().find((s) => s.name === 'openedThere')?.stack;
+      },
+      { clock },
+    );
     expect(withStack).toContain('scope.test.ts');
     expect(withoutStack).toBeUndefined();
     expect(() => captureScopeStacks('yes' as never)).toThrow(/`enabled`/);

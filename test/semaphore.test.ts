@@ -122,7 +122,7 @@ describe('Semaphore', () => {
     expect(semaphore.available).toBe(0); // waiter #1 holds it
   });
 
-  it('clears the waiter\'s timer and listener before the acquire settles', async () => {
+  it("clears the waiter's timer and listener before the acquire settles", async () => {
     const clock = createManualClock();
     const semaphore = new Semaphore(1);
     const held = semaphore.tryAcquire() as Permit;
@@ -183,7 +183,7 @@ describe('Semaphore', () => {
     expect(semaphore.waiting).toBe(0);
   });
 
-  it('resumes a waiter in the async context that queued it, not the releaser\'s', async () => {
+  it("resumes a waiter in the async context that queued it, not the releaser's", async () => {
     const als = new AsyncLocalStorage<string>();
     const semaphore = new Semaphore(1);
     const held = semaphore.tryAcquire() as Permit;
@@ -209,13 +209,21 @@ describe('Semaphore', () => {
     const semaphore = new Semaphore(1);
     const held = semaphore.tryAcquire() as Permit;
     const names: (string | undefined)[] = [];
-    const waiting = withTimeout(1_000, async () => {
-      await semaphore.acquire();
-      names.push(currentScope()?.name);
-    }, { name: 'waiter-scope' });
-    await withTimeout(1_000, () => {
-      held.release();
-    }, { name: 'releaser-scope' });
+    const waiting = withTimeout(
+      1_000,
+      async () => {
+        await semaphore.acquire();
+        names.push(currentScope()?.name);
+      },
+      { name: 'waiter-scope' },
+    );
+    await withTimeout(
+      1_000,
+      () => {
+        held.release();
+      },
+      { name: 'releaser-scope' },
+    );
     await waiting;
     expect(names).toEqual(['waiter-scope']);
   });
@@ -225,9 +233,11 @@ describe('Semaphore', () => {
     await expect(semaphore.run(() => 7)).resolves.toBe(7);
     const failure = new Error('fn failed');
     await expect(semaphore.run(() => Promise.reject(failure))).rejects.toBe(failure);
-    await expect(semaphore.run(() => {
-      throw failure;
-    })).rejects.toBe(failure);
+    await expect(
+      semaphore.run(() => {
+        throw failure;
+      }),
+    ).rejects.toBe(failure);
     expect(semaphore.available).toBe(1);
   });
 
@@ -246,7 +256,10 @@ describe('Semaphore', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 4 }),
-        fc.array(fc.record({ holdMs: fc.integer({ min: 0, max: 20 }), abortAtMs: fc.option(fc.integer({ min: 0, max: 40 })) }), { maxLength: 25 }),
+        fc.array(
+          fc.record({ holdMs: fc.integer({ min: 0, max: 20 }), abortAtMs: fc.option(fc.integer({ min: 0, max: 40 })) }),
+          { maxLength: 25 },
+        ),
         async (permits, specs) => {
           const clock = createManualClock();
           const semaphore = new Semaphore(permits);
@@ -256,15 +269,30 @@ describe('Semaphore', () => {
           const order: number[] = [];
           const jobs = specs.map((spec, i) => {
             const controller = new AbortController();
-            if (spec.abortAtMs !== null) clock.setTimeout(() => { controller.abort(new Error('gave up')); }, spec.abortAtMs);
-            return semaphore.run(async () => {
-              order.push(i);
-              peak = Math.max(peak, ++holders);
-              await safeSleep(spec.holdMs, { clock });
-              holders--;
-            }, { signal: controller.signal, clock }).then(() => true, () => false);
+            if (spec.abortAtMs !== null)
+              clock.setTimeout(() => {
+                controller.abort(new Error('gave up'));
+              }, spec.abortAtMs);
+            return semaphore
+              .run(
+                async () => {
+                  order.push(i);
+                  peak = Math.max(peak, ++holders);
+                  await safeSleep(spec.holdMs, { clock });
+                  holders--;
+                },
+                { signal: controller.signal, clock },
+              )
+              .then(
+                () => true,
+                () => false,
+              );
           });
-          clock.setTimeout(() => { blocker.forEach((p) => { p.release(); }); }, 5);
+          clock.setTimeout(() => {
+            blocker.forEach((p) => {
+              p.release();
+            });
+          }, 5);
           await clock.runAll();
           const granted = await Promise.all(jobs);
           expect(peak).toBeLessThanOrEqual(permits);

@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
-import { channelNames, type StallMessage } from '../src/internal/channels.js';
+import { channelNames, type StallMessage } from '../src/channels.js';
 import { captureScopeStacks, timeoutContext, withTimeout } from '../src/scope.js';
 import { watchStalls } from '../src/stalls.js';
 import { createManualClock } from '../src/testing.js';
@@ -28,10 +28,15 @@ describe('watchStalls()', () => {
     };
     diagnosticsChannel.subscribe(channelNames.stall, onMessage);
     const stalls: StallMessage[] = [];
-    using _watchdog = watchStalls({ graceMs: 500, intervalMs: 100, clock, onStall: (stall) => {
-      order.push('onStall');
-      stalls.push(stall);
-    } });
+    using _watchdog = watchStalls({
+      graceMs: 500,
+      intervalMs: 100,
+      clock,
+      onStall: (stall) => {
+        order.push('onStall');
+        stalls.push(stall);
+      },
+    });
     const work = stubborn();
     try {
       const call = observe(withTimeout(100, () => work.promise, { name: 'resize-image', clock }));
@@ -41,7 +46,13 @@ describe('watchStalls()', () => {
       expect(stalls).toEqual([]);
       await clock.advance(100); // 700
       expect(stalls).toHaveLength(1);
-      expect(stalls[0]).toMatchObject({ kind: 'overdue', name: 'resize-image', parent: undefined, ageMs: 700, overdueMs: 600 });
+      expect(stalls[0]).toMatchObject({
+        kind: 'overdue',
+        name: 'resize-image',
+        parent: undefined,
+        ageMs: 700,
+        overdueMs: 600,
+      });
       expect(stalls[0]?.scope.name).toBe('resize-image');
       expect(published).toEqual(stalls);
       expect(order).toEqual(['channel', 'onStall']);
@@ -57,11 +68,18 @@ describe('watchStalls()', () => {
     const clock = createManualClock();
     const stalls: StallMessage[] = [];
     using _watchdog = watchStalls({ graceMs: 500, intervalMs: 100, clock, onStall: (s) => stalls.push(s) });
-    const polite = observe(withTimeout(100, (scope) => new Promise((_resolve, reject) => {
-      scope.signal.addEventListener('abort', () => {
-        reject(scope.signal.reason);
-      });
-    }), { clock }));
+    const polite = observe(
+      withTimeout(
+        100,
+        (scope) =>
+          new Promise((_resolve, reject) => {
+            scope.signal.addEventListener('abort', () => {
+              reject(scope.signal.reason);
+            });
+          }),
+        { clock },
+      ),
+    );
     const late = stubborn();
     const lateCall = observe(withTimeout(100, () => late.promise, { clock }));
     await clock.advance(400);
@@ -79,7 +97,9 @@ describe('watchStalls()', () => {
     const controller = new AbortController();
     const work = stubborn();
     try {
-      const call = observe(withTimeout(Number.POSITIVE_INFINITY, () => work.promise, { name: 'export', clock, signal: controller.signal }));
+      const call = observe(
+        withTimeout(Number.POSITIVE_INFINITY, () => work.promise, { name: 'export', clock, signal: controller.signal }),
+      );
       controller.abort(new Error('client went away'));
       await clock.advance(100); // first seen at 100
       expect(call.outcome.status).toBe('rejected');
@@ -98,7 +118,11 @@ describe('watchStalls()', () => {
     using watchdog = watchStalls({ noDeadlineMs: 1_000, intervalMs: 10_000, clock });
     const work = stubborn();
     try {
-      const outer = withTimeout(Number.POSITIVE_INFINITY, () => withTimeout(Number.POSITIVE_INFINITY, () => work.promise, { name: 'inner' }), { name: 'outer', clock });
+      const outer = withTimeout(
+        Number.POSITIVE_INFINITY,
+        () => withTimeout(Number.POSITIVE_INFINITY, () => work.promise, { name: 'inner' }),
+        { name: 'outer', clock },
+      );
       {
         using _short = timeoutContext(Number.POSITIVE_INFINITY, { name: 'disposed', clock });
       }
@@ -124,9 +148,13 @@ describe('watchStalls()', () => {
     const before = captureScopeStacks(true);
     let outer: Promise<unknown> | undefined;
     try {
-      outer = withTimeout(Number.POSITIVE_INFINITY, function openedInStallsTest() {
-        return work.promise;
-      }, { clock });
+      outer = withTimeout(
+        Number.POSITIVE_INFINITY,
+        function openedInStallsTest() {
+          return work.promise;
+        },
+        { clock },
+      );
     } finally {
       captureScopeStacks(before);
     }

@@ -177,9 +177,14 @@ describe('safeWaitFor(fn)', () => {
 
   it('names the scope after the function by default', async () => {
     const clock = createManualClock();
-    const waiting = observe(safeWaitFor(function fetchQuote() {
-      return never();
-    }, { timeout: 5, clock }));
+    const waiting = observe(
+      safeWaitFor(
+        function fetchQuote() {
+          return never();
+        },
+        { timeout: 5, clock },
+      ),
+    );
     await clock.advance(5);
     expect(((waiting.outcome as { reason: unknown }).reason as TimeoutError).scopeName).toBe('fetchQuote');
   });

@@ -55,12 +55,25 @@ describe('withSafeAsync()', () => {
 
   it('runs each call in its own named child scope of the ambient scope', async () => {
     const clock = createManualClock();
-    const seen: { name: string | undefined; parent: string | undefined; deadline: number | undefined; open: string[] }[] = [];
-    const wrapped = withSafeAsync(async () => {
-      const scope = currentScope();
-      seen.push({ name: scope?.name, parent: scope?.parent?.name, deadline: scope?.deadline, open: pendingScopes().map((s) => s.name) });
-      return Promise.resolve('ok');
-    }, { name: 'loadUser', timeout: 500, clock });
+    const seen: {
+      name: string | undefined;
+      parent: string | undefined;
+      deadline: number | undefined;
+      open: string[];
+    }[] = [];
+    const wrapped = withSafeAsync(
+      async () => {
+        const scope = currentScope();
+        seen.push({
+          name: scope?.name,
+          parent: scope?.parent?.name,
+          deadline: scope?.deadline,
+          open: pendingScopes().map((s) => s.name),
+        });
+        return Promise.resolve('ok');
+      },
+      { name: 'loadUser', timeout: 500, clock },
+    );
     await withTimeout(200, () => wrapped(), { name: 'request', clock });
     await wrapped();
     expect(seen).toEqual([
@@ -83,13 +96,16 @@ describe('withSafeAsync()', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it('rejects with the policy signal\'s reason (===) and never calls fn when it is already aborted', async () => {
+  it("rejects with the policy signal's reason (===) and never calls fn when it is already aborted", async () => {
     const controller = new AbortController();
     let calls = 0;
-    const wrapped = withSafeAsync(() => {
-      calls++;
-      return never();
-    }, { signal: controller.signal });
+    const wrapped = withSafeAsync(
+      () => {
+        calls++;
+        return never();
+      },
+      { signal: controller.signal },
+    );
     const running = observe(wrapped());
     const reason = new Error('shutting down');
     controller.abort(reason);
@@ -100,16 +116,24 @@ describe('withSafeAsync()', () => {
   });
 
   describe('retry', () => {
-    it('retries failures inside the call scope, with the call\'s name', async () => {
+    it("retries failures inside the call scope, with the call's name", async () => {
       const clock = createManualClock();
       const names: (string | undefined)[] = [];
       let attempts = 0;
-      const wrapped = withSafeAsync(async (x: number) => {
-        attempts++;
-        names.push(currentScope()?.name);
-        if (attempts < 3) throw new Error(`fail ${String(attempts)}`);
-        return Promise.resolve(x * 2);
-      }, { name: 'double', timeout: 1_000, retry: { maxAttempts: 5, backoff: { initialMs: 10, jitter: 'none' } }, clock });
+      const wrapped = withSafeAsync(
+        async (x: number) => {
+          attempts++;
+          names.push(currentScope()?.name);
+          if (attempts < 3) throw new Error(`fail ${String(attempts)}`);
+          return Promise.resolve(x * 2);
+        },
+        {
+          name: 'double',
+          timeout: 1_000,
+          retry: { maxAttempts: 5, backoff: { initialMs: 10, jitter: 'none' } },
+          clock,
+        },
+      );
       const call = observe(wrapped(21));
       await clock.advance(10); // first wait
       await clock.advance(20); // second wait
@@ -118,14 +142,17 @@ describe('withSafeAsync()', () => {
       expect(names).toEqual(['double', 'double', 'double']);
     });
 
-    it('when the call\'s timeout cuts the retries short, rejects with a TimeoutError whose cause is the last failure', async () => {
+    it("when the call's timeout cuts the retries short, rejects with a TimeoutError whose cause is the last failure", async () => {
       const clock = createManualClock();
       let attempts = 0;
-      const wrapped = withSafeAsync(async () => {
-        attempts++;
-        if (attempts === 1) throw new Error('first failure');
-        return never();
-      }, { name: 'flaky', timeout: 100, retry: { maxAttempts: 5, backoff: { initialMs: 10, jitter: 'none' } }, clock });
+      const wrapped = withSafeAsync(
+        async () => {
+          attempts++;
+          if (attempts === 1) throw new Error('first failure');
+          return never();
+        },
+        { name: 'flaky', timeout: 100, retry: { maxAttempts: 5, backoff: { initialMs: 10, jitter: 'none' } }, clock },
+      );
       const call = observe(wrapped());
       await clock.advance(100);
       expect(call.outcome.status).toBe('rejected');
@@ -138,10 +165,13 @@ describe('withSafeAsync()', () => {
 
     it('retry: false makes a single attempt', async () => {
       let attempts = 0;
-      const wrapped = withSafeAsync(() => {
-        attempts++;
-        throw new Error('no');
-      }, { retry: false });
+      const wrapped = withSafeAsync(
+        () => {
+          attempts++;
+          throw new Error('no');
+        },
+        { retry: false },
+      );
       await expect(wrapped()).rejects.toThrow('no');
       expect(attempts).toBe(1);
     });
@@ -162,14 +192,17 @@ describe('withSafeAsync()', () => {
       let active = 0;
       let peak = 0;
       const order: number[] = [];
-      const wrapped = withSafeAsync(async (n: number) => {
-        active++;
-        peak = Math.max(peak, active);
-        order.push(n);
-        await safeSleep(10);
-        active--;
-        return n;
-      }, { concurrency: shared, clock });
+      const wrapped = withSafeAsync(
+        async (n: number) => {
+          active++;
+          peak = Math.max(peak, active);
+          order.push(n);
+          await safeSleep(10);
+          active--;
+          return n;
+        },
+        { concurrency: shared, clock },
+      );
       const calls = [1, 2, 3, 4, 5].map((n) => observe(wrapped(n)));
       await clock.flush(); // let the first calls reach their sleeps
       await clock.runAll();
@@ -184,10 +217,13 @@ describe('withSafeAsync()', () => {
       const clock = createManualClock();
       const shared = new Semaphore(1);
       let started = 0;
-      const wrapped = withSafeAsync(async () => {
-        started++;
-        await safeSleep(500);
-      }, { name: 'slot', timeout: 1_000, concurrency: shared, clock });
+      const wrapped = withSafeAsync(
+        async () => {
+          started++;
+          await safeSleep(500);
+        },
+        { name: 'slot', timeout: 1_000, concurrency: shared, clock },
+      );
       const first = observe(wrapped());
       await clock.advance(300);
       const second = observe(wrapped()); // waits 200 ms, then runs 500 ms: its deadline is at 1300
@@ -201,7 +237,10 @@ describe('withSafeAsync()', () => {
       expect(started).toBe(3);
       await clock.advance(300); // t = 1300: the third's deadline, 300 ms into its run
       expect(third.outcome.status).toBe('rejected');
-      expect((third.outcome as { reason: TimeoutError }).reason).toMatchObject({ name: 'TimeoutError', scopeName: 'slot' });
+      expect((third.outcome as { reason: TimeoutError }).reason).toMatchObject({
+        name: 'TimeoutError',
+        scopeName: 'slot',
+      });
       expect(shared.available).toBe(1);
       expect(clock.pendingTimers).toBe(0);
     });
@@ -210,10 +249,13 @@ describe('withSafeAsync()', () => {
       const clock = createManualClock();
       const shared = new Semaphore(1);
       let started = 0;
-      const wrapped = withSafeAsync(async () => {
-        started++;
-        await safeSleep(1_000);
-      }, { timeout: 2_000, concurrency: shared, clock });
+      const wrapped = withSafeAsync(
+        async () => {
+          started++;
+          await safeSleep(1_000);
+        },
+        { timeout: 2_000, concurrency: shared, clock },
+      );
       const holder = observe(wrapped());
       const queued = observe(withTimeout(100, () => wrapped(), { clock }));
       await clock.advance(100);
@@ -272,15 +314,35 @@ describe('withSafeAsync()', () => {
   describe('bad input fails when wrapping', () => {
     it.each([
       ['fn', () => withSafeAsync(42 as unknown as () => void), TypeError, /`fn`.*42/],
-      ['unknown policy key', () => withSafeAsync(() => 1, { timeot: 5 } as never), TypeError, /Unknown option `timeot`/],
+      [
+        'unknown policy key',
+        () => withSafeAsync(() => 1, { timeot: 5 } as never),
+        TypeError,
+        /Unknown option `timeot`/,
+      ],
       ['negative timeout', () => withSafeAsync(() => 1, { timeout: -1 }), RangeError, /`timeout`.*-1/],
       ['NaN timeout', () => withSafeAsync(() => 1, { timeout: Number.NaN }), RangeError, /`timeout`.*NaN/],
       ['concurrency 0', () => withSafeAsync(() => 1, { concurrency: 0 }), RangeError, /`concurrency`.*0/],
       ['concurrency 1.5', () => withSafeAsync(() => 1, { concurrency: 1.5 }), RangeError, /`concurrency`.*1.5/],
-      ['concurrency string', () => withSafeAsync(() => 1, { concurrency: '2' as never }), TypeError, /`concurrency`.*"2"/],
+      [
+        'concurrency string',
+        () => withSafeAsync(() => 1, { concurrency: '2' as never }),
+        TypeError,
+        /`concurrency`.*"2"/,
+      ],
       ['retry: true', () => withSafeAsync(() => 1, { retry: true as never }), TypeError, /`retry`.*true/],
-      ['unknown retry option', () => withSafeAsync(() => 1, { retry: { attempts: 3 } as never }), TypeError, /Unknown option `attempts`/],
-      ['bad retry maxAttempts', () => withSafeAsync(() => 1, { retry: { maxAttempts: 0 } }), RangeError, /`maxAttempts`.*0/],
+      [
+        'unknown retry option',
+        () => withSafeAsync(() => 1, { retry: { attempts: 3 } as never }),
+        TypeError,
+        /Unknown option `attempts`/,
+      ],
+      [
+        'bad retry maxAttempts',
+        () => withSafeAsync(() => 1, { retry: { maxAttempts: 0 } }),
+        RangeError,
+        /`maxAttempts`.*0/,
+      ],
       ['name', () => withSafeAsync(() => 1, { name: 3 as never }), TypeError, /`name`.*3/],
       ['signal', () => withSafeAsync(() => 1, { signal: {} as never }), TypeError, /`signal`/],
       ['clock', () => withSafeAsync(() => 1, { clock: {} as never }), TypeError, /`clock`/],
@@ -305,7 +367,10 @@ describe('@safeAsync (standard decorator)', () => {
       compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, experimentalDecorators: false },
     });
     expect(outputText).toContain('__esDecorate'); // TC39 decorators, not the legacy __decorate
-    const code = outputText.replace(/from '\.\.\/\.\.\/src\/([\w/-]+)\.js'/g, (_match, path: string) => `from '${pathToFileURL(join(root, 'src', `${path}.ts`)).href}'`);
+    const code = outputText.replace(
+      /from '\.\.\/\.\.\/src\/([\w/-]+)\.js'/g,
+      (_match, path: string) => `from '${pathToFileURL(join(root, 'src', `${path}.ts`)).href}'`,
+    );
     const file = join(dir, 'decorated.mjs');
     writeFileSync(file, code);
     const module = (await import(pathToFileURL(file).href)) as { defineClient: typeof defineClient };
@@ -342,7 +407,11 @@ describe('@safeAsync (standard decorator)', () => {
     const call = observe(new Client('z').hang());
     await clock.advance(100);
     expect(call.outcome.status).toBe('rejected');
-    expect((call.outcome as { reason: TimeoutError }).reason).toMatchObject({ name: 'TimeoutError', scopeName: 'Client.hang', timeoutMs: 100 });
+    expect((call.outcome as { reason: TimeoutError }).reason).toMatchObject({
+      name: 'TimeoutError',
+      scopeName: 'Client.hang',
+      timeoutMs: 100,
+    });
   });
 
   it('decorates static methods', async () => {
@@ -354,7 +423,10 @@ describe('@safeAsync (standard decorator)', () => {
   });
 
   it('rejects anything but a method', () => {
-    const decorate = safeAsync({ timeout: 10 }) as unknown as (value: unknown, context: { kind: string; name: string }) => unknown;
+    const decorate = safeAsync({ timeout: 10 }) as unknown as (
+      value: unknown,
+      context: { kind: string; name: string },
+    ) => unknown;
     expect(() => decorate(() => undefined, { kind: 'field', name: 'x' })).toThrow(/decorate a method, got a field/);
   });
 });

@@ -69,7 +69,8 @@ export async function timeCandidates(
   const warmCalls = Math.max(1, Math.floor(calls / 4));
   for (const name of names) await usPerCall(candidates[name] as () => Promise<unknown>, warmCalls);
   for (let r = 0; r < rounds; r++) {
-    for (const name of names) samples.get(name)?.push(await usPerCall(candidates[name] as () => Promise<unknown>, calls));
+    for (const name of names)
+      samples.get(name)?.push(await usPerCall(candidates[name] as () => Promise<unknown>, calls));
   }
   const floor = median(samples.get(baseline) ?? []);
   return names.map((name) => {
@@ -115,7 +116,9 @@ export function emit(report: BenchReport, titles: Record<string, string> = {}): 
       console.table(rows);
     }
     for (const t of report.targets) {
-      console.log(`${t.met ? 'MET   ' : 'MISSED'} ${t.description}: ${String(t.value)}${t.unit} (target ≤ ${String(t.limit)}${t.unit})`);
+      console.log(
+        `${t.met ? 'MET   ' : 'MISSED'} ${t.description}: ${String(t.value)}${t.unit} (target ≤ ${String(t.limit)}${t.unit})`,
+      );
     }
     for (const note of report.notes) console.log(`note: ${note}`);
     for (const failure of report.failures) console.error(`FAILED: ${failure}`);

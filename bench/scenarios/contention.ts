@@ -11,7 +11,10 @@ const DELAY_MS = 50;
 const WINDOW_MS = 10;
 
 /** A failing upstream that logs when each request starts and which attempt it is. */
-function failingUpstream(ctx: RunContext): { call: (attempt: number, signal?: AbortSignal) => Promise<never>; report: () => void } {
+function failingUpstream(ctx: RunContext): {
+  call: (attempt: number, signal?: AbortSignal) => Promise<never>;
+  report: () => void;
+} {
   const origin = performance.now();
   const starts: { at: number; attempt: number }[] = [];
   const call = (attempt: number, signal?: AbortSignal): Promise<never> => {
@@ -29,8 +32,14 @@ function failingUpstream(ctx: RunContext): { call: (attempt: number, signal?: Ab
   };
   const report = (): void => {
     ctx.metric('upstreamRequests', starts.length);
-    ctx.metric('peakPer10Ms', peak(() => true));
-    ctx.metric('peakRetriesPer10Ms', peak((s) => s.attempt > 1));
+    ctx.metric(
+      'peakPer10Ms',
+      peak(() => true),
+    );
+    ctx.metric(
+      'peakRetriesPer10Ms',
+      peak((s) => s.attempt > 1),
+    );
   };
   return { call, report };
 }
@@ -151,7 +160,13 @@ const LEAK_BUDGET_MS = 2_000;
 /** The wrapper a service writes by hand: follow the request signal, never unfollow it. */
 function naiveWithSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    signal.addEventListener('abort', () => { reject(signal.reason); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        reject(signal.reason);
+      },
+      { once: true },
+    );
     promise.then(resolve, reject);
   });
 }

@@ -16,7 +16,11 @@ export const hungUpstream: Scenario = {
   loopsafe: {
     label: 'withTimeout(100, s => upstream(s.signal))',
     maxMs: 150,
-    run: (ctx) => withTimeout(100, (scope) => upstream(ctx, Infinity, 'profile', scope.signal), { name: 'GET /profile', signal: ctx.parent }),
+    run: (ctx) =>
+      withTimeout(100, (scope) => upstream(ctx, Infinity, 'profile', scope.signal), {
+        name: 'GET /profile',
+        signal: ctx.parent,
+      }),
   },
 };
 
@@ -45,13 +49,15 @@ const FAN_OUT = 10_000;
 /** 3. 10,000 tasks of 500 ms; task 0 fails at 10 ms. */
 function fanOut(ctx: RunContext): { tasks: ((signal?: AbortSignal) => Promise<number>)[]; report: () => void } {
   let failedAt = 0;
-  const tasks = Array.from({ length: FAN_OUT }, (_, i) => (signal?: AbortSignal) =>
-    i === 0
-      ? upstream(ctx, 10, 0, signal, new Error('shard 0 down')).catch((error: unknown) => {
-          failedAt = performance.now();
-          throw error;
-        })
-      : upstream(ctx, 500, i, signal),
+  const tasks = Array.from(
+    { length: FAN_OUT },
+    (_, i) => (signal?: AbortSignal) =>
+      i === 0
+        ? upstream(ctx, 10, 0, signal, new Error('shard 0 down')).catch((error: unknown) => {
+            failedAt = performance.now();
+            throw error;
+          })
+        : upstream(ctx, 500, i, signal),
   );
   ctx.metric('tasks', FAN_OUT);
   const report = (): void => {
@@ -84,7 +90,8 @@ export const failFastFanOut: Scenario = {
         return await safeGather(tasks, { signal: ctx.parent, name: 'fan-out' });
       } finally {
         report();
-        if (ctx.work.running !== 0) ctx.fail(`${String(ctx.work.running)} siblings still running when the gather rejected`);
+        if (ctx.work.running !== 0)
+          ctx.fail(`${String(ctx.work.running)} siblings still running when the gather rejected`);
       }
     },
   },
@@ -133,7 +140,14 @@ export const starvedTimer: Scenario = {
     run: async (ctx) => {
       const started = performance.now();
       try {
-        return await withTimeout(TIMEOUT_MS, (scope) => crunch(ctx, () => { scope.check(); }), { name: 'crunch', signal: ctx.parent });
+        return await withTimeout(
+          TIMEOUT_MS,
+          (scope) =>
+            crunch(ctx, () => {
+              scope.check();
+            }),
+          { name: 'crunch', signal: ctx.parent },
+        );
       } finally {
         const late = performance.now() - started - TIMEOUT_MS;
         ctx.metric('lateByMs', Number(late.toFixed(1)));
@@ -165,7 +179,9 @@ export const timerOverflow: Scenario = {
     run: async (ctx) => {
       const controller = new AbortController();
       const state = { woke: false };
-      const sleeping = safeSleep(HUGE_MS, { signal: controller.signal }).then(() => { state.woke = true; });
+      const sleeping = safeSleep(HUGE_MS, { signal: controller.signal }).then(() => {
+        state.woke = true;
+      });
       await sleep(100);
       ctx.metric('stillSleepingAt100Ms', state.woke ? 'no' : 'yes');
       if (state.woke) ctx.fail('safeSleep(2 ** 31) woke early');

@@ -59,7 +59,8 @@ const work = (): Promise<void> => sleep(2);
 
 function report(ctx: RunContext, outcome: Outcome): string {
   const sorted = [...outcome.served].sort((a, b) => a - b);
-  const pct = (p: number): number => Number((sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0).toFixed(1));
+  const pct = (p: number): number =>
+    Number((sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0).toFixed(1));
   ctx.metric('served', sorted.length);
   ctx.metric('shed503', outcome.shed);
   ctx.metric('servedP50Ms', pct(0.5));
@@ -88,7 +89,9 @@ export const blockedEventLoop: Scenario = {
       let lagSeen = 0;
       using monitor = monitorEventLoop({
         intervalMs: 50,
-        onSample: (sample) => { lagSeen = Math.max(lagSeen, sample.maxLagMs); },
+        onSample: (sample) => {
+          lagSeen = Math.max(lagSeen, sample.maxLagMs);
+        },
       });
       // LoadShedder goes by the window's worst lag, so the single 300 ms block is enough to shed.
       using shedder = new LoadShedder({ monitor, maxLagMs: 100 });
@@ -98,7 +101,8 @@ export const blockedEventLoop: Scenario = {
         return 'served';
       });
       ctx.metric('lagSeenMs', Number(lagSeen.toFixed(1)));
-      if (lagSeen < BLOCK_MS * 0.8) ctx.fail(`the monitor saw ${lagSeen.toFixed(1)} ms of lag, not ~${String(BLOCK_MS)} ms`);
+      if (lagSeen < BLOCK_MS * 0.8)
+        ctx.fail(`the monitor saw ${lagSeen.toFixed(1)} ms of lag, not ~${String(BLOCK_MS)} ms`);
       if (outcome.shed === 0) ctx.fail('nothing was shed while the loop was blocked');
       return report(ctx, outcome);
     },

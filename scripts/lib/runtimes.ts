@@ -60,11 +60,25 @@ export function installRuntime(name: string): Runtime | { readonly name: string;
     mkdirSync(prefix, { recursive: true });
     const installed = spawnSync(
       'npm',
-      ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', '--prefix', prefix, entry.spec],
+      [
+        'install',
+        '--no-save',
+        '--no-package-lock',
+        '--no-audit',
+        '--no-fund',
+        '--loglevel=error',
+        '--prefix',
+        prefix,
+        entry.spec,
+      ],
       { encoding: 'utf8', timeout: 300_000 },
     );
     if (installed.status !== 0 || !existsSync(binary)) {
-      const why = (installed.stderr || installed.error?.message || 'no binary after install').trim().split('\n').slice(-2).join(' ');
+      const why = (installed.stderr || installed.error?.message || 'no binary after install')
+        .trim()
+        .split('\n')
+        .slice(-2)
+        .join(' ');
       return { name, unavailable: `npm install ${entry.spec} failed: ${why}` };
     }
   }

@@ -51,7 +51,9 @@ async function runMode(mode: 'naive' | 'loopsafe'): Promise<Record<string, unkno
   });
   try {
     let stderr = '';
-    server.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    server.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     const deadline = Date.now() + 5_000;
     while (!/listening on (\S+)/.test(stderr)) {
       if (Date.now() > deadline) throw new Error(`server did not start: ${stderr}`);
@@ -59,12 +61,27 @@ async function runMode(mode: 'naive' | 'loopsafe'): Promise<Record<string, unkno
     }
     const url = /listening on (\S+)/.exec(stderr)?.[1] ?? '';
     const before = await health(url);
-    const cannon = spawn(process.execPath, [
-      autocannonBin, '--json', '-c', String(CONNECTIONS), '-d', String(DURATION_S), '-t', String(CLIENT_TIMEOUT_S),
-      '-H', `x-request-timeout=${REQUEST_TIMEOUT_MS}`, `${url}${PATH}`,
-    ], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const cannon = spawn(
+      process.execPath,
+      [
+        autocannonBin,
+        '--json',
+        '-c',
+        String(CONNECTIONS),
+        '-d',
+        String(DURATION_S),
+        '-t',
+        String(CLIENT_TIMEOUT_S),
+        '-H',
+        `x-request-timeout=${REQUEST_TIMEOUT_MS}`,
+        `${url}${PATH}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     let json = '';
-    cannon.stdout.on('data', (chunk: Buffer) => { json += chunk.toString(); });
+    cannon.stdout.on('data', (chunk: Buffer) => {
+      json += chunk.toString();
+    });
     const killer = setTimeout(() => cannon.kill('SIGKILL'), (DURATION_S + CLIENT_TIMEOUT_S + 10) * 1_000);
     await once(cannon, 'exit');
     clearTimeout(killer);
@@ -96,5 +113,8 @@ console.log(setup);
 console.table(rows);
 // Kept with the other benchmark results (bench/results/ at the repository root).
 const resultsFile = new URL('../../bench/results/load.json', import.meta.url);
-await writeFile(resultsFile, `${JSON.stringify({ name: 'load', setup, date: new Date().toISOString(), rows }, null, 2)}\n`);
+await writeFile(
+  resultsFile,
+  `${JSON.stringify({ name: 'load', setup, date: new Date().toISOString(), rows }, null, 2)}\n`,
+);
 console.log(`wrote ${fileURLToPath(resultsFile)}`);

@@ -32,7 +32,8 @@ interface CallResult {
 function readFanout(ctx: AppContext, query: Query): Fault[] {
   const n = query.int('n', 1, ctx.config.maxFanout, 3);
   const fault = query.faultList('fault', n);
-  if (Array.isArray(fault) && query.has('faultRate')) throw new BadRequest('faultRate cannot be combined with a list of faults');
+  if (Array.isArray(fault) && query.has('faultRate'))
+    throw new BadRequest('faultRate cannot be combined with a list of faults');
   if (fault === undefined && query.has('faultRate')) throw new BadRequest('faultRate needs fault');
   return planFaults(n, fault, query.rate('faultRate', 1));
 }
@@ -53,7 +54,11 @@ export async function fanout(ctx: AppContext, query: Query): Promise<Reply> {
       const t0 = performance.now();
       // The task's own scope is ambient here: its remaining time is the budget left for this call.
       const budget = currentScope()?.remaining();
-      await getUpstreamJson(itemUrl(ctx, String(i), fault), { signal, budgetMs: budget, agent: ctx.agent }, ctx.callStats);
+      await getUpstreamJson(
+        itemUrl(ctx, String(i), fault),
+        { signal, budgetMs: budget, agent: ctx.agent },
+        ctx.callStats,
+      );
       elapsed[i] = Math.round(performance.now() - t0);
     }),
     { timeout: Math.max(0, budgetMs - reserveMs(budgetMs)), name: 'fanout' },
@@ -62,7 +67,12 @@ export async function fanout(ctx: AppContext, query: Query): Promise<Reply> {
     const fault = faults[i] ?? 'none';
     if (entry.status === 'fulfilled') return { id: i, fault, status: 'ok', ms: elapsed[i] ?? 0 };
     if (isTimeoutError(entry.reason)) return { id: i, fault, status: 'timeout' };
-    return { id: i, fault, status: 'error', error: entry.reason instanceof Error ? entry.reason.message : String(entry.reason) };
+    return {
+      id: i,
+      fault,
+      status: 'error',
+      error: entry.reason instanceof Error ? entry.reason.message : String(entry.reason),
+    };
   });
   const count = (status: CallResult['status']): number => results.filter((r) => r.status === status).length;
   return {
@@ -89,9 +99,16 @@ export async function fanout(ctx: AppContext, query: Query): Promise<Reply> {
 export async function naiveFanout(ctx: AppContext, query: Query): Promise<Reply> {
   const faults = readFanout(ctx, query);
   const started = performance.now();
-  await Promise.all(faults.map((fault, i) => getUpstreamJson(itemUrl(ctx, String(i), fault), { agent: ctx.agent }, ctx.callStats)));
+  await Promise.all(
+    faults.map((fault, i) => getUpstreamJson(itemUrl(ctx, String(i), fault), { agent: ctx.agent }, ctx.callStats)),
+  );
   return {
     status: 200,
-    body: { n: faults.length, answered: faults.length, partial: false, elapsedMs: Math.round(performance.now() - started) },
+    body: {
+      n: faults.length,
+      answered: faults.length,
+      partial: false,
+      elapsedMs: Math.round(performance.now() - started),
+    },
   };
 }

@@ -11,7 +11,14 @@ import type { Reply } from './http-app.js';
 import { getUpstreamJson, UpstreamError } from './upstream.js';
 import type { Query } from './validate.js';
 
-export const RESILIENT_PARAMS = ['fault', 'failures', 'faultRate', 'retryAfter', 'maxAttempts', 'attemptTimeoutMs'] as const;
+export const RESILIENT_PARAMS = [
+  'fault',
+  'failures',
+  'faultRate',
+  'retryAfter',
+  'maxAttempts',
+  'attemptTimeoutMs',
+] as const;
 
 interface RetryLog {
   attempt: number;
@@ -63,13 +70,18 @@ export async function resilient(ctx: AppContext, query: Query): Promise<Reply> {
         shouldRetry: (error) => !(error instanceof UpstreamError && error.status < 500 && error.status !== 429),
         retryAfter: (error) => (error instanceof UpstreamError ? parseRetryAfter(error.retryAfter) : undefined),
         onRetry: ({ attempt, error, delayMs }) => {
-          retries.push({ attempt, error: error instanceof Error ? error.message : String(error), delayMs: Math.round(delayMs) });
+          retries.push({
+            attempt,
+            error: error instanceof Error ? error.message : String(error),
+            delayMs: Math.round(delayMs),
+          });
         },
       },
     );
     return { status: 200, body: { value, ...report() } };
   } catch (error) {
-    if (error instanceof ClientGone || error instanceof ShuttingDown || (isAbortError(error) && !isTimeoutError(error))) throw error;
+    if (error instanceof ClientGone || error instanceof ShuttingDown || (isAbortError(error) && !isTimeoutError(error)))
+      throw error;
     if (isTimeoutError(error)) {
       return { status: 504, body: { error: 'deadline_exceeded', message: messageOf(error), ...report() } };
     }

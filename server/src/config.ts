@@ -89,25 +89,163 @@ interface Setting {
 export const settings: readonly Setting[] = [
   { key: 'port', env: 'PORT', flag: '--port', kind: 'int', min: 0, max: 65_535, help: 'TCP port (0: any free port)' },
   { key: 'host', env: 'HOST', flag: '--host', kind: 'string', help: 'interface to listen on' },
-  { key: 'requestTimeoutMs', env: 'REQUEST_TIMEOUT_MS', flag: '--request-timeout-ms', kind: 'int', min: 1, max: 3_600_000, help: 'default request deadline' },
-  { key: 'maxRequestTimeoutMs', env: 'MAX_REQUEST_TIMEOUT_MS', flag: '--max-request-timeout-ms', kind: 'int', min: 1, max: 3_600_000, help: 'x-request-timeout is clamped to this' },
-  { key: 'maxFanout', env: 'MAX_FANOUT', flag: '--max-fanout', kind: 'int', min: 1, max: 1_000, help: 'largest n of /api/fanout' },
-  { key: 'upstreamUrl', env: 'UPSTREAM_URL', flag: '--upstream-url', kind: 'url', help: 'external upstream (default: in-process)' },
-  { key: 'upstreamLatencyMs', env: 'UPSTREAM_LATENCY_MS', flag: '--upstream-latency-ms', kind: 'int', min: 0, max: 60_000, help: 'healthy upstream latency' },
-  { key: 'upstreamSlowMs', env: 'UPSTREAM_SLOW_MS', flag: '--upstream-slow-ms', kind: 'int', min: 0, max: 600_000, help: 'latency of the slow fault' },
-  { key: 'shedLagMs', env: 'SHED_LAG_MS', flag: '--shed-lag-ms', kind: 'int', min: 1, max: 60_000, help: 'event-loop lag that starts shedding' },
-  { key: 'shedCooldownMs', env: 'SHED_COOLDOWN_MS', flag: '--shed-cooldown-ms', kind: 'int', min: 0, max: 600_000, help: 'shedding lasts this long after lag' },
-  { key: 'heartbeatMs', env: 'HEARTBEAT_MS', flag: '--heartbeat-ms', kind: 'int', min: 10, max: 600_000, help: 'WebSocket ping interval' },
-  { key: 'heartbeatTimeoutMs', env: 'HEARTBEAT_TIMEOUT_MS', flag: '--heartbeat-timeout-ms', kind: 'int', min: 10, max: 600_000, help: 'pong deadline' },
-  { key: 'wsMaxMessageBytes', env: 'WS_MAX_MESSAGE_BYTES', flag: '--ws-max-message-bytes', kind: 'int', min: 64, max: 16 * 1024 * 1024, help: 'largest WebSocket message' },
-  { key: 'wsMaxJobs', env: 'WS_MAX_JOBS', flag: '--ws-max-jobs', kind: 'int', min: 1, max: 1_000, help: 'concurrent jobs per WebSocket' },
-  { key: 'wsHighWaterBytes', env: 'WS_HIGH_WATER_BYTES', flag: '--ws-high-water-bytes', kind: 'int', min: 1_024, max: 256 * 1024 * 1024, help: 'WebSocket backpressure threshold' },
-  { key: 'drainMs', env: 'DRAIN_MS', flag: '--drain-ms', kind: 'int', min: 0, max: 600_000, help: 'graceful-shutdown drain deadline' },
-  { key: 'maxHeaderBytes', env: 'MAX_HEADER_BYTES', flag: '--max-header-bytes', kind: 'int', min: 1_024, max: 1024 * 1024, help: 'largest request headers' },
-  { key: 'maxUrlBytes', env: 'MAX_URL_BYTES', flag: '--max-url-bytes', kind: 'int', min: 64, max: 1024 * 1024, help: 'largest request URL' },
+  {
+    key: 'requestTimeoutMs',
+    env: 'REQUEST_TIMEOUT_MS',
+    flag: '--request-timeout-ms',
+    kind: 'int',
+    min: 1,
+    max: 3_600_000,
+    help: 'default request deadline',
+  },
+  {
+    key: 'maxRequestTimeoutMs',
+    env: 'MAX_REQUEST_TIMEOUT_MS',
+    flag: '--max-request-timeout-ms',
+    kind: 'int',
+    min: 1,
+    max: 3_600_000,
+    help: 'x-request-timeout is clamped to this',
+  },
+  {
+    key: 'maxFanout',
+    env: 'MAX_FANOUT',
+    flag: '--max-fanout',
+    kind: 'int',
+    min: 1,
+    max: 1_000,
+    help: 'largest n of /api/fanout',
+  },
+  {
+    key: 'upstreamUrl',
+    env: 'UPSTREAM_URL',
+    flag: '--upstream-url',
+    kind: 'url',
+    help: 'external upstream (default: in-process)',
+  },
+  {
+    key: 'upstreamLatencyMs',
+    env: 'UPSTREAM_LATENCY_MS',
+    flag: '--upstream-latency-ms',
+    kind: 'int',
+    min: 0,
+    max: 60_000,
+    help: 'healthy upstream latency',
+  },
+  {
+    key: 'upstreamSlowMs',
+    env: 'UPSTREAM_SLOW_MS',
+    flag: '--upstream-slow-ms',
+    kind: 'int',
+    min: 0,
+    max: 600_000,
+    help: 'latency of the slow fault',
+  },
+  {
+    key: 'shedLagMs',
+    env: 'SHED_LAG_MS',
+    flag: '--shed-lag-ms',
+    kind: 'int',
+    min: 1,
+    max: 60_000,
+    help: 'event-loop lag that starts shedding',
+  },
+  {
+    key: 'shedCooldownMs',
+    env: 'SHED_COOLDOWN_MS',
+    flag: '--shed-cooldown-ms',
+    kind: 'int',
+    min: 0,
+    max: 600_000,
+    help: 'shedding lasts this long after lag',
+  },
+  {
+    key: 'heartbeatMs',
+    env: 'HEARTBEAT_MS',
+    flag: '--heartbeat-ms',
+    kind: 'int',
+    min: 10,
+    max: 600_000,
+    help: 'WebSocket ping interval',
+  },
+  {
+    key: 'heartbeatTimeoutMs',
+    env: 'HEARTBEAT_TIMEOUT_MS',
+    flag: '--heartbeat-timeout-ms',
+    kind: 'int',
+    min: 10,
+    max: 600_000,
+    help: 'pong deadline',
+  },
+  {
+    key: 'wsMaxMessageBytes',
+    env: 'WS_MAX_MESSAGE_BYTES',
+    flag: '--ws-max-message-bytes',
+    kind: 'int',
+    min: 64,
+    max: 16 * 1024 * 1024,
+    help: 'largest WebSocket message',
+  },
+  {
+    key: 'wsMaxJobs',
+    env: 'WS_MAX_JOBS',
+    flag: '--ws-max-jobs',
+    kind: 'int',
+    min: 1,
+    max: 1_000,
+    help: 'concurrent jobs per WebSocket',
+  },
+  {
+    key: 'wsHighWaterBytes',
+    env: 'WS_HIGH_WATER_BYTES',
+    flag: '--ws-high-water-bytes',
+    kind: 'int',
+    min: 1_024,
+    max: 256 * 1024 * 1024,
+    help: 'WebSocket backpressure threshold',
+  },
+  {
+    key: 'drainMs',
+    env: 'DRAIN_MS',
+    flag: '--drain-ms',
+    kind: 'int',
+    min: 0,
+    max: 600_000,
+    help: 'graceful-shutdown drain deadline',
+  },
+  {
+    key: 'maxHeaderBytes',
+    env: 'MAX_HEADER_BYTES',
+    flag: '--max-header-bytes',
+    kind: 'int',
+    min: 1_024,
+    max: 1024 * 1024,
+    help: 'largest request headers',
+  },
+  {
+    key: 'maxUrlBytes',
+    env: 'MAX_URL_BYTES',
+    flag: '--max-url-bytes',
+    kind: 'int',
+    min: 64,
+    max: 1024 * 1024,
+    help: 'largest request URL',
+  },
   { key: 'log', env: 'LOG', flag: '--log', kind: 'bool', help: 'JSON logs on stdout (--no-log, LOG=0 to turn off)' },
-  { key: 'mode', env: 'FANOUT_MODE', flag: '--mode', kind: 'mode', help: "'loopsafe' or 'naive' (plain Promise.all, for comparison)" },
-  { key: 'debugEndpoints', env: 'DEBUG_ENDPOINTS', flag: '--debug-endpoints', kind: 'bool', help: 'expose GET /debug/block?ms=' },
+  {
+    key: 'mode',
+    env: 'FANOUT_MODE',
+    flag: '--mode',
+    kind: 'mode',
+    help: "'loopsafe' or 'naive' (plain Promise.all, for comparison)",
+  },
+  {
+    key: 'debugEndpoints',
+    env: 'DEBUG_ENDPOINTS',
+    flag: '--debug-endpoints',
+    kind: 'bool',
+    help: 'expose GET /debug/block?ms=',
+  },
 ];
 
 /** A bad setting: the message names it and shows the value. */
@@ -168,7 +306,9 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
     const arg = argv[i] ?? '';
     const eq = arg.indexOf('=');
     const flag = eq === -1 ? arg : arg.slice(0, eq);
-    const negated = flag.startsWith('--no-') ? settings.find((s) => s.kind === 'bool' && s.flag === `--${flag.slice(5)}`) : undefined;
+    const negated = flag.startsWith('--no-')
+      ? settings.find((s) => s.kind === 'bool' && s.flag === `--${flag.slice(5)}`)
+      : undefined;
     if (negated !== undefined && eq === -1) {
       config[negated.key as 'log' | 'debugEndpoints'] = false;
       continue;
@@ -199,5 +339,11 @@ export function helpText(): string {
     const def = JSON.stringify(defaultConfig[s.key]);
     return `  ${`${s.flag} / ${s.env}`.padEnd(52)} ${s.help} (default ${def})`;
   });
-  return ['Usage: loopsafe-reference-server [options]', '', 'Options (CLI flag / environment variable):', ...lines, ''].join('\n');
+  return [
+    'Usage: loopsafe-reference-server [options]',
+    '',
+    'Options (CLI flag / environment variable):',
+    ...lines,
+    '',
+  ].join('\n');
 }

@@ -24,7 +24,10 @@ export function health(ctx: AppContext): Reply {
       status,
       mode: ctx.config.mode,
       uptimeS: Math.round((performance.now() - ctx.startedAt) / 1000),
-      memory: { rssMb: Math.round(process.memoryUsage.rss() / 1048576), heapUsedMb: Math.round(process.memoryUsage().heapUsed / 1048576) },
+      memory: {
+        rssMb: Math.round(process.memoryUsage.rss() / 1048576),
+        heapUsedMb: Math.round(process.memoryUsage().heapUsed / 1048576),
+      },
       eventLoop: { ...loop, shedLagMs: ctx.config.shedLagMs },
       inFlight: {
         requests: ctx.inFlight.size,

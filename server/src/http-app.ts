@@ -26,9 +26,12 @@ interface Route {
 
 function routes(ctx: AppContext): Map<string, Route> {
   const table = new Map<string, Route>([
-    ['/api/fanout', ctx.config.mode === 'naive'
-      ? { params: FANOUT_PARAMS, handler: naiveFanout, unscoped: true }
-      : { params: FANOUT_PARAMS, handler: fanout }],
+    [
+      '/api/fanout',
+      ctx.config.mode === 'naive'
+        ? { params: FANOUT_PARAMS, handler: naiveFanout, unscoped: true }
+        : { params: FANOUT_PARAMS, handler: fanout },
+    ],
     ['/api/resilient', { params: RESILIENT_PARAMS, handler: resilient }],
   ]);
   if (ctx.config.debugEndpoints) table.set('/debug/block', { params: ['ms'], handler: blockLoop, unscoped: true });
@@ -39,7 +42,9 @@ function routes(ctx: AppContext): Map<string, Route> {
 function blockLoop(_ctx: AppContext, query: Query): Reply {
   const ms = query.int('ms', 0, 5_000, 200);
   const until = performance.now() + ms;
-  while (performance.now() < until) { /* busy: no timer can fire */ }
+  while (performance.now() < until) {
+    /* busy: no timer can fire */
+  }
   return { status: 200, body: { blockedMs: ms } };
 }
 
@@ -56,8 +61,11 @@ export function send(res: ServerResponse, reply: Reply, close = false): void {
   res.end(text);
 }
 
-const error = (status: number, code: string, message: string, headers?: Record<string, string>): Reply =>
-  ({ status, body: { error: code, message }, ...(headers === undefined ? {} : { headers }) });
+const error = (status: number, code: string, message: string, headers?: Record<string, string>): Reply => ({
+  status,
+  body: { error: code, message },
+  ...(headers === undefined ? {} : { headers }),
+});
 
 /**
  * Creates the request listener for `http.createServer`.
@@ -84,7 +92,10 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
   let route = rawUrl.split('?', 1)[0] ?? '/';
   res.on('finish', () => {
     ctx.logger.info('request', {
-      method: req.method, path: route, status: res.statusCode, ms: Math.round(performance.now() - started),
+      method: req.method,
+      path: route,
+      status: res.statusCode,
+      ms: Math.round(performance.now() - started),
     });
   });
   if (Buffer.byteLength(rawUrl) > ctx.config.maxUrlBytes) {
@@ -112,9 +123,12 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
   }
   const shed = ctx.shedder.check();
   if (shed.shed) {
-    send(res, error(503, 'overloaded', 'the server is overloaded (event-loop lag); retry later', {
-      'retry-after': String(shed.retryAfterSeconds),
-    }));
+    send(
+      res,
+      error(503, 'overloaded', 'the server is overloaded (event-loop lag); retry later', {
+        'retry-after': String(shed.retryAfterSeconds),
+      }),
+    );
     return;
   }
   const target = table.get(route);
@@ -129,7 +143,11 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
   let budgetMs: number;
   let query: Query;
   try {
-    budgetMs = parseRequestTimeout(req.headers['x-request-timeout'], ctx.config.requestTimeoutMs, ctx.config.maxRequestTimeoutMs);
+    budgetMs = parseRequestTimeout(
+      req.headers['x-request-timeout'],
+      ctx.config.requestTimeoutMs,
+      ctx.config.maxRequestTimeoutMs,
+    );
     query = new Query(url.searchParams, target.params);
   } catch (e) {
     send(res, error(400, 'bad_request', e instanceof Error ? e.message : String(e)));
@@ -142,12 +160,20 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
     ctx.inFlight.delete(entry);
     if (!res.writableFinished) entry.controller.abort(new ClientGone());
   });
-  const work = target.unscoped === true
-    ? Promise.resolve().then(() => target.handler(ctx, query))
-    : withTimeout(budgetMs, () => target.handler(ctx, query), { name: `GET ${route}`, signal: entry.controller.signal });
+  const work =
+    target.unscoped === true
+      ? Promise.resolve().then(() => target.handler(ctx, query))
+      : withTimeout(budgetMs, () => target.handler(ctx, query), {
+          name: `GET ${route}`,
+          signal: entry.controller.signal,
+        });
   work.then(
-    (reply) => { send(res, reply); },
-    (e: unknown) => { answerError(ctx, res, route, e); },
+    (reply) => {
+      send(res, reply);
+    },
+    (e: unknown) => {
+      answerError(ctx, res, route, e);
+    },
   );
 }
 
@@ -157,7 +183,11 @@ function answerError(ctx: AppContext, res: ServerResponse, route: string, e: unk
     return;
   }
   if (e instanceof ShuttingDown) {
-    send(res, error(503, 'shutting_down', 'the server shut down before the request finished', { 'retry-after': '1' }), true);
+    send(
+      res,
+      error(503, 'shutting_down', 'the server shut down before the request finished', { 'retry-after': '1' }),
+      true,
+    );
     return;
   }
   if (e instanceof BadRequest) {
@@ -167,7 +197,10 @@ function answerError(ctx: AppContext, res: ServerResponse, route: string, e: unk
   if (isTimeoutError(e)) {
     const scope = e instanceof TimeoutError ? e.scopeName : undefined;
     ctx.logger.warn('deadline_exceeded', { path: route, scope, message: e instanceof Error ? e.message : String(e) });
-    send(res, error(504, 'deadline_exceeded', `the request deadline passed${scope === undefined ? '' : ` (scope ${scope})`}`));
+    send(
+      res,
+      error(504, 'deadline_exceeded', `the request deadline passed${scope === undefined ? '' : ` (scope ${scope})`}`),
+    );
     return;
   }
   ctx.logger.error('request_failed', { path: route, error: e });

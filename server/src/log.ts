@@ -31,9 +31,15 @@ export function createLogger(enabled: boolean, sink: LineSink = (line) => proces
   return {
     enabled,
     log,
-    info: (event, fields) => { log('info', event, fields); },
-    warn: (event, fields) => { log('warn', event, fields); },
-    error: (event, fields) => { log('error', event, fields); },
+    info: (event, fields) => {
+      log('info', event, fields);
+    },
+    warn: (event, fields) => {
+      log('warn', event, fields);
+    },
+    error: (event, fields) => {
+      log('error', event, fields);
+    },
   };
 }
 

@@ -23,8 +23,14 @@ async function main(): Promise<void> {
       process.exit(1);
     });
     running.shutdown().then(
-      () => { logger.info('stopped'); process.exit(0); },
-      (e: unknown) => { logger.error('shutdown_failed', { error: e }); process.exit(1); },
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (e: unknown) => {
+        logger.error('shutdown_failed', { error: e });
+        process.exit(1);
+      },
     );
   };
   process.once('SIGTERM', stop);
@@ -41,6 +47,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`${e instanceof ConfigError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.stderr.write(
+    `${e instanceof ConfigError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+  );
   process.exit(e instanceof ConfigError ? 2 : 1);
 });

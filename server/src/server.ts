@@ -41,12 +41,16 @@ export interface StartOptions {
  * @param options - Logger and shedder.
  * @returns The running server, listening.
  */
-export async function startServer(overrides: Partial<ServerConfig> = {}, options: StartOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  overrides: Partial<ServerConfig> = {},
+  options: StartOptions = {},
+): Promise<RunningServer> {
   const config: ServerConfig = { ...defaultConfig, ...overrides };
   const logger = options.logger ?? silentLogger;
-  const upstream = config.upstreamUrl === ''
-    ? await startUpstream({ latencyMs: config.upstreamLatencyMs, slowMs: config.upstreamSlowMs })
-    : undefined;
+  const upstream =
+    config.upstreamUrl === ''
+      ? await startUpstream({ latencyMs: config.upstreamLatencyMs, slowMs: config.upstreamSlowMs })
+      : undefined;
   const ctx: AppContext = {
     config,
     logger,
@@ -57,13 +61,23 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     callStats: { calls: 0, cancelled: 0 },
     retryBudget: new RetryBudget({ maxTokens: 10, tokenRatio: 0.1 }),
     inFlight: new Set(),
-    ws: { connections: 0, jobsRunning: 0, jobsCompleted: 0, jobsFailed: 0, jobsCancelled: 0, heartbeatTimeouts: 0, backpressureWaits: 0 },
+    ws: {
+      connections: 0,
+      jobsRunning: 0,
+      jobsCompleted: 0,
+      jobsFailed: 0,
+      jobsCancelled: 0,
+      heartbeatTimeouts: 0,
+      backpressureWaits: 0,
+    },
     startedAt: performance.now(),
     draining: false,
   };
   const server = createServer({ maxHeaderSize: config.maxHeaderBytes }, createRequestHandler(ctx));
   const ws = createWsEndpoint(ctx);
-  server.on('upgrade', (req, socket, head) => { ws.handleUpgrade(req, socket, head); });
+  server.on('upgrade', (req, socket, head) => {
+    ws.handleUpgrade(req, socket, head);
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return;
     const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
@@ -71,8 +85,10 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
       error: tooLarge ? 'headers_too_large' : 'bad_request',
       message: tooLarge ? `request headers must be at most ${config.maxHeaderBytes} bytes` : 'malformed HTTP request',
     });
-    socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nconnection: close\r\n`
-      + `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nconnection: close\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

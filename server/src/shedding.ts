@@ -74,8 +74,13 @@ export function createLagShedder(options: LagShedderOptions): Shedder {
   return {
     check() {
       const decision = shedder.check();
-      if (decision.shed) return { shed: true, retryAfterSeconds: Math.max(decision.retryAfterSeconds, Math.ceil(options.cooldownMs / 1000)) };
-      if (cooling()) return { shed: true, retryAfterSeconds: Math.max(1, Math.ceil((shedUntil - performance.now()) / 1000)) };
+      if (decision.shed)
+        return {
+          shed: true,
+          retryAfterSeconds: Math.max(decision.retryAfterSeconds, Math.ceil(options.cooldownMs / 1000)),
+        };
+      if (cooling())
+        return { shed: true, retryAfterSeconds: Math.max(1, Math.ceil((shedUntil - performance.now()) / 1000)) };
       return { shed: false, retryAfterSeconds: 0 };
     },
     health() {

@@ -25,7 +25,11 @@ function busy(ctx: AppContext): boolean {
  */
 export async function drainAndClose(ctx: AppContext, server: Server, ws: WsEndpoint, drainMs: number): Promise<void> {
   ctx.draining = true;
-  const closed = new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
+  const closed = new Promise<void>((resolve) => {
+    server.close(() => {
+      resolve();
+    });
+  });
   server.closeIdleConnections();
   const started = performance.now();
   ctx.logger.info('draining', { inFlight: ctx.inFlight.size, wsJobs: ctx.ws.jobsRunning, drainMs });
@@ -40,7 +44,9 @@ export async function drainAndClose(ctx: AppContext, server: Server, ws: WsEndpo
   for (const entry of ctx.inFlight) entry.controller.abort(new ShuttingDown());
   await ws.closeAll();
   await safeWaitFor(
-    async () => { while (ctx.inFlight.size > 0) await safeSleep(10); },
+    async () => {
+      while (ctx.inFlight.size > 0) await safeSleep(10);
+    },
     { timeout: FLUSH_MS, fallback: () => undefined, name: 'flush' },
   );
   server.closeAllConnections();

@@ -11,7 +11,14 @@
  * - `reset`: destroys the connection without a response;
  * - `retry-after`: 503 with `Retry-After: <retryAfter>` seconds (default 1).
  */
-import { Agent, createServer, get, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  Agent,
+  createServer,
+  get,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export const FAULTS = ['none', 'hang', 'slow', 'fail', 'reset', 'retry-after'] as const;
@@ -71,7 +78,9 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
     stats,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => { resolve(); });
+        server.close(() => {
+          resolve();
+        });
         server.closeAllConnections();
       }),
   };
@@ -103,7 +112,9 @@ function handle(req: IncomingMessage, res: ServerResponse, options: UpstreamOpti
   const delay = Number(url.searchParams.get('delay') ?? options.latencyMs);
   const respondAfter = (ms: number): void => {
     const started = performance.now();
-    timer = setTimeout(() => { reply(res, 200, { id, servedMs: Math.round(performance.now() - started) }); }, ms);
+    timer = setTimeout(() => {
+      reply(res, 200, { id, servedMs: Math.round(performance.now() - started) });
+    }, ms);
   };
   switch (fault) {
     case 'hang':
@@ -226,7 +237,9 @@ export function callUpstream(url: string, options: CallOptions = {}, stats?: Cal
         finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body });
       });
       res.on('error', finish);
-      res.on('close', () => { if (!res.complete) finish(new Error('upstream closed the connection mid-response')); });
+      res.on('close', () => {
+        if (!res.complete) finish(new Error('upstream closed the connection mid-response'));
+      });
     });
     req.on('error', finish);
     signal?.addEventListener('abort', onAbort, { once: true });

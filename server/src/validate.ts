@@ -28,7 +28,9 @@ export function parseRequestTimeout(header: string | string[] | undefined, fallb
   if (Array.isArray(header)) throw new BadRequest('x-request-timeout must be sent once');
   const text = header.trim();
   if (!/^\d{1,10}$/.test(text) || Number(text) < 1 || Number(text) > 1e9) {
-    throw new BadRequest(`x-request-timeout must be an integer number of milliseconds from 1 to 1000000000, got ${show(header)}`);
+    throw new BadRequest(
+      `x-request-timeout must be an integer number of milliseconds from 1 to 1000000000, got ${show(header)}`,
+    );
   }
   return Math.min(Number(text), maxMs);
 }
@@ -61,7 +63,8 @@ export class Query {
     const raw = this.#params.get(key);
     if (raw === null) return fallback;
     const value = Number(raw);
-    if (raw.trim() === '' || !(value >= 0 && value <= 1)) throw new BadRequest(`${key} must be a number from 0 to 1, got ${show(raw)}`);
+    if (raw.trim() === '' || !(value >= 0 && value <= 1))
+      throw new BadRequest(`${key} must be a number from 0 to 1, got ${show(raw)}`);
     return value;
   }
 
@@ -101,7 +104,8 @@ export function readInt(name: string, raw: unknown, min: number, max: number): n
  * @throws {@link BadRequest} for anything not in {@link FAULTS}.
  */
 export function readFault(name: string, raw: unknown): Fault {
-  if (typeof raw !== 'string' || !isFault(raw)) throw new BadRequest(`${name} must be one of ${FAULTS.join(', ')}, got ${show(raw)}`);
+  if (typeof raw !== 'string' || !isFault(raw))
+    throw new BadRequest(`${name} must be one of ${FAULTS.join(', ')}, got ${show(raw)}`);
   return raw;
 }
 
@@ -111,7 +115,12 @@ export function readFault(name: string, raw: unknown): Fault {
  *
  * @returns One fault per call.
  */
-export function planFaults(n: number, fault: Fault | Fault[] | undefined, rate: number, random: () => number = Math.random): Fault[] {
+export function planFaults(
+  n: number,
+  fault: Fault | Fault[] | undefined,
+  rate: number,
+  random: () => number = Math.random,
+): Fault[] {
   if (Array.isArray(fault)) return fault;
   return Array.from({ length: n }, () => (fault !== undefined && fault !== 'none' && random() < rate ? fault : 'none'));
 }

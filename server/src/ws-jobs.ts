@@ -61,7 +61,9 @@ class Connection {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     this.#lastWrite = new Promise<void>((resolve) => {
       // Errors surface as 'close'; the promise only tracks when the bytes left.
-      this.ws.send(JSON.stringify(event), () => { resolve(); });
+      this.ws.send(JSON.stringify(event), () => {
+        resolve();
+      });
     });
   }
 
@@ -92,11 +94,15 @@ class Connection {
       } catch {
         throw new BadRequest('message is not valid JSON');
       }
-      if (typeof message !== 'object' || message === null || Array.isArray(message)) throw new BadRequest('message must be a JSON object');
+      if (typeof message !== 'object' || message === null || Array.isArray(message))
+        throw new BadRequest('message must be a JSON object');
       const fields = message as Record<string, unknown>;
       if (fields['type'] === 'submit') this.submit(this.readSubmit(fields));
       else if (fields['type'] === 'cancel') this.cancel(fields);
-      else throw new BadRequest(`type must be "submit" or "cancel", got ${fields['type'] === undefined ? 'nothing' : JSON.stringify(fields['type'])}`);
+      else
+        throw new BadRequest(
+          `type must be "submit" or "cancel", got ${fields['type'] === undefined ? 'nothing' : JSON.stringify(fields['type'])}`,
+        );
     } catch (e) {
       if (e instanceof BadRequest) {
         this.reject(e.message);
@@ -109,23 +115,31 @@ class Connection {
   }
 
   readSubmit(fields: Record<string, unknown>): JobSpec {
-    for (const key of Object.keys(fields)) if (!SUBMIT_FIELDS.has(key)) throw new BadRequest(`unknown field ${JSON.stringify(key)}`);
+    for (const key of Object.keys(fields))
+      if (!SUBMIT_FIELDS.has(key)) throw new BadRequest(`unknown field ${JSON.stringify(key)}`);
     const { config } = this.ctx;
     const id = fields['id'] ?? `job-${this.#nextJob++}`;
-    if (typeof id !== 'string' || !/^[\w-]{1,64}$/.test(id)) throw new BadRequest('id must be 1-64 letters, digits, _ or -');
+    if (typeof id !== 'string' || !/^[\w-]{1,64}$/.test(id))
+      throw new BadRequest('id must be 1-64 letters, digits, _ or -');
     if (this.jobs.has(id)) throw new BadRequest(`job ${id} is already running`);
     return {
       id,
       steps: readInt('steps', fields['steps'] ?? 3, 1, 1_000),
       stepMs: readInt('stepMs', fields['stepMs'] ?? 100, 0, 60_000),
-      deadlineMs: readInt('deadlineMs', fields['deadlineMs'] ?? Math.min(10_000, config.maxRequestTimeoutMs), 1, config.maxRequestTimeoutMs),
+      deadlineMs: readInt(
+        'deadlineMs',
+        fields['deadlineMs'] ?? Math.min(10_000, config.maxRequestTimeoutMs),
+        1,
+        config.maxRequestTimeoutMs,
+      ),
       payloadBytes: readInt('payloadBytes', fields['payloadBytes'] ?? 0, 0, 64 * 1024),
       fault: readFault('fault', fields['fault'] ?? 'none'),
     };
   }
 
   cancel(fields: Record<string, unknown>): void {
-    for (const key of Object.keys(fields)) if (!CANCEL_FIELDS.has(key)) throw new BadRequest(`unknown field ${JSON.stringify(key)}`);
+    for (const key of Object.keys(fields))
+      if (!CANCEL_FIELDS.has(key)) throw new BadRequest(`unknown field ${JSON.stringify(key)}`);
     const id = fields['id'];
     if (typeof id !== 'string') throw new BadRequest('cancel needs the job id');
     this.jobs.get(id)?.cancel(new JobCancelled());
@@ -133,30 +147,51 @@ class Connection {
 
   submit(spec: JobSpec): void {
     if (this.jobs.size >= this.ctx.config.wsMaxJobs) {
-      this.write({ type: 'job_rejected', jobId: spec.id, reason: `at most ${this.ctx.config.wsMaxJobs} jobs at once per connection` });
+      this.write({
+        type: 'job_rejected',
+        jobId: spec.id,
+        reason: `at most ${this.ctx.config.wsMaxJobs} jobs at once per connection`,
+      });
       return;
     }
     this.jobs.set(spec.id, undefined);
     this.ctx.ws.jobsRunning++;
     const started = performance.now();
-    runJob(this, spec).then(
-      () => { this.ctx.ws.jobsCompleted++; },
-      (e: unknown) => {
-        const reason = e instanceof ShuttingDown ? 'shutdown'
-          : e instanceof JobCancelled ? 'cancelled'
-          : isTimeoutError(e) ? 'deadline'
-          : 'error';
-        if (e instanceof ClientGone) this.ctx.ws.jobsCancelled++;
-        else {
-          this.ctx.ws.jobsFailed++;
-          this.write({ type: 'agent_failed', jobId: spec.id, reason, message: e instanceof Error ? e.message : String(e) });
-        }
-      },
-    ).finally(() => {
-      this.ctx.ws.jobsRunning--;
-      this.jobs.delete(spec.id);
-      this.ctx.logger.info('ws_job', { jobId: spec.id, steps: spec.steps, ms: Math.round(performance.now() - started) });
-    });
+    runJob(this, spec)
+      .then(
+        () => {
+          this.ctx.ws.jobsCompleted++;
+        },
+        (e: unknown) => {
+          const reason =
+            e instanceof ShuttingDown
+              ? 'shutdown'
+              : e instanceof JobCancelled
+                ? 'cancelled'
+                : isTimeoutError(e)
+                  ? 'deadline'
+                  : 'error';
+          if (e instanceof ClientGone) this.ctx.ws.jobsCancelled++;
+          else {
+            this.ctx.ws.jobsFailed++;
+            this.write({
+              type: 'agent_failed',
+              jobId: spec.id,
+              reason,
+              message: e instanceof Error ? e.message : String(e),
+            });
+          }
+        },
+      )
+      .finally(() => {
+        this.ctx.ws.jobsRunning--;
+        this.jobs.delete(spec.id);
+        this.ctx.logger.info('ws_job', {
+          jobId: spec.id,
+          steps: spec.steps,
+          ms: Math.round(performance.now() - started),
+        });
+      });
   }
 
   /** Pings every `heartbeatMs`; terminates a peer that does not pong within `heartbeatTimeoutMs`. */
@@ -167,7 +202,11 @@ class Connection {
       await safeSleep(heartbeatMs, { signal, unref: true });
       this.ws.ping();
       try {
-        await safeWaitFor((pongSignal) => once(this.ws, 'pong', { signal: pongSignal }), { timeout: heartbeatTimeoutMs, signal, name: 'ws-pong' });
+        await safeWaitFor((pongSignal) => once(this.ws, 'pong', { signal: pongSignal }), {
+          timeout: heartbeatTimeoutMs,
+          signal,
+          name: 'ws-pong',
+        });
       } catch (e) {
         if (!isTimeoutError(e)) throw e;
         this.ctx.ws.heartbeatTimeouts++;
@@ -229,9 +268,13 @@ export interface WsEndpoint {
 
 function refuse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error: status === 503 ? 'unavailable' : 'bad_request', message });
-  const lines = [`HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : status === 404 ? 'Not Found' : 'Bad Request'}`,
-    'connection: close', 'content-type: application/json', `content-length: ${Buffer.byteLength(body)}`,
-    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  const lines = [
+    `HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : status === 404 ? 'Not Found' : 'Bad Request'}`,
+    'connection: close',
+    'content-type: application/json',
+    `content-length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }
 
@@ -249,8 +292,12 @@ export function createWsEndpoint(ctx: AppContext): WsEndpoint {
     const conn = new Connection(ctx, ws);
     connections.add(conn);
     ctx.ws.connections++;
-    ws.on('message', (data, isBinary) => { conn.onMessage(data, isBinary); });
-    ws.on('error', (e) => { ctx.logger.warn('ws_error', { error: e }); });
+    ws.on('message', (data, isBinary) => {
+      conn.onMessage(data, isBinary);
+    });
+    ws.on('error', (e) => {
+      ctx.logger.warn('ws_error', { error: e });
+    });
     ws.on('close', (code) => {
       connections.delete(conn);
       ctx.ws.connections--;
@@ -279,7 +326,9 @@ export function createWsEndpoint(ctx: AppContext): WsEndpoint {
         refuse(socket, 503, 'the server is overloaded; retry later', { 'retry-after': String(shed.retryAfterSeconds) });
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => { wss.emit('connection', ws, req); });
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        wss.emit('connection', ws, req);
+      });
     },
     async closeAll() {
       const closing: Promise<unknown>[] = [];

@@ -6,11 +6,22 @@ import { planFaults } from '../src/validate.js';
 describe('loadConfig', () => {
   it('uses the embedded defaults: 127.0.0.1:3000, in-process upstream, logs on', () => {
     expect(loadConfig()).toEqual(defaultConfig);
-    expect(defaultConfig).toMatchObject({ host: '127.0.0.1', port: 3000, upstreamUrl: '', log: true, mode: 'loopsafe' });
+    expect(defaultConfig).toMatchObject({
+      host: '127.0.0.1',
+      port: 3000,
+      upstreamUrl: '',
+      log: true,
+      mode: 'loopsafe',
+    });
   });
 
   it('reads environment variables, and CLI flags over them', () => {
-    const config = loadConfig(['--port', '8080', '--drain-ms=250', '--no-log'], { PORT: '9000', HOST: '0.0.0.0', DRAIN_MS: '5', LOG: 'on' });
+    const config = loadConfig(['--port', '8080', '--drain-ms=250', '--no-log'], {
+      PORT: '9000',
+      HOST: '0.0.0.0',
+      DRAIN_MS: '5',
+      LOG: 'on',
+    });
     expect(config).toMatchObject({ port: 8080, host: '0.0.0.0', drainMs: 250, log: false });
     expect(loadConfig(['--debug-endpoints', '--mode', 'naive'])).toMatchObject({ debugEndpoints: true, mode: 'naive' });
     expect(loadConfig([], { UPSTREAM_URL: 'http://127.0.0.1:9999/' }).upstreamUrl).toBe('http://127.0.0.1:9999');
@@ -44,7 +55,12 @@ describe('createLogger', () => {
     createLogger(false, (line) => lines.push(line)).info('request');
     expect(lines).toHaveLength(1);
     expect(lines[0]?.endsWith('\n')).toBe(true);
-    expect(JSON.parse(lines[0] ?? '')).toMatchObject({ level: 'info', event: 'request', status: 200, error: { name: 'Error', message: 'boom' } });
+    expect(JSON.parse(lines[0] ?? '')).toMatchObject({
+      level: 'info',
+      event: 'request',
+      status: 200,
+      error: { name: 'Error', message: 'boom' },
+    });
   });
 });
 

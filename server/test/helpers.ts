@@ -15,7 +15,11 @@ export interface JsonResponse {
 }
 
 /** GET with a hard client-side bound, so a broken server fails the test instead of hanging it. */
-export async function getJson(url: string, headers: Record<string, string> = {}, boundMs = 5_000): Promise<JsonResponse> {
+export async function getJson(
+  url: string,
+  headers: Record<string, string> = {},
+  boundMs = 5_000,
+): Promise<JsonResponse> {
   const started = performance.now();
   const res = await fetch(url, { headers, signal: AbortSignal.timeout(boundMs) });
   const body = (await res.json()) as Record<string, unknown>;
@@ -43,14 +47,24 @@ export interface WsClient {
 export async function connectWs(url: string, options: ClientOptions = {}): Promise<WsClient> {
   const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, options);
   const events: Record<string, unknown>[] = [];
-  ws.on('message', (data: Buffer) => { events.push(JSON.parse(data.toString('utf8')) as Record<string, unknown>); });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.on('close', (code, reason) => { resolve({ code, reason: reason.toString() }); });
+  ws.on('message', (data: Buffer) => {
+    events.push(JSON.parse(data.toString('utf8')) as Record<string, unknown>);
   });
-  ws.on('error', () => { /* surfaced through `closed` */ });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.on('close', (code, reason) => {
+      resolve({ code, reason: reason.toString() });
+    });
+  });
+  ws.on('error', () => {
+    /* surfaced through `closed` */
+  });
   await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => { resolve(); });
-    ws.once('unexpected-response', (_req, res) => { reject(new Error(`upgrade refused: ${String(res.statusCode)}`)); });
+    ws.once('open', () => {
+      resolve();
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      reject(new Error(`upgrade refused: ${String(res.statusCode)}`));
+    });
     ws.once('error', reject);
   });
   return {
@@ -68,5 +82,7 @@ export async function connectWs(url: string, options: ClientOptions = {}): Promi
 /** Holds the event loop, as a CPU-bound handler would. */
 export function blockLoop(ms: number): void {
   const until = performance.now() + ms;
-  while (performance.now() < until) { /* busy */ }
+  while (performance.now() < until) {
+    /* busy */
+  }
 }

@@ -53,23 +53,36 @@ describe('GET /api/fanout', () => {
   });
 
   it('returns partial results at the deadline: which upstreams answered, which timed out, which failed', async () => {
-    const { status, body, ms } = await getJson(`${server.url}/api/fanout?n=4&fault=none,hang,fail,slow`, { 'x-request-timeout': '300' });
+    const { status, body, ms } = await getJson(`${server.url}/api/fanout?n=4&fault=none,hang,fail,slow`, {
+      'x-request-timeout': '300',
+    });
     expect(status).toBe(200);
     expect(body).toMatchObject({ n: 4, answered: 1, timedOut: 2, failed: 1, partial: true });
-    expect((body['results'] as { status: string }[]).map((r) => r.status)).toEqual(['ok', 'timeout', 'error', 'timeout']);
+    expect((body['results'] as { status: string }[]).map((r) => r.status)).toEqual([
+      'ok',
+      'timeout',
+      'error',
+      'timeout',
+    ]);
     expect(ms).toBeLessThan(300 + 150);
   });
 
   it('never holds a request on a hung upstream past its deadline, and cancels the hung calls', async () => {
     await until(() => upstreamStats().inFlight === 0, 1_000, 'a quiet upstream');
     const before = upstreamStats().aborted;
-    const { status, body, ms } = await getJson(`${server.url}/api/fanout?n=5&fault=hang`, { 'x-request-timeout': '200' });
+    const { status, body, ms } = await getJson(`${server.url}/api/fanout?n=5&fault=hang`, {
+      'x-request-timeout': '200',
+    });
     expect(status).toBe(200);
     expect(body).toMatchObject({ answered: 0, timedOut: 5 });
     expect(ms).toBeGreaterThanOrEqual(150);
     expect(ms).toBeLessThan(200 + 150);
     // The timed-out calls' sockets were destroyed: the upstream saw its callers go.
-    await until(() => upstreamStats().aborted === before + 5, 1_000, `five aborted upstream calls (${JSON.stringify(upstreamStats())}, before ${before})`);
+    await until(
+      () => upstreamStats().aborted === before + 5,
+      1_000,
+      `five aborted upstream calls (${JSON.stringify(upstreamStats())}, before ${before})`,
+    );
     expect(pendingScopes()).toEqual([]);
   });
 
@@ -86,16 +99,26 @@ describe('GET /api/fanout', () => {
     const before = { ...upstreamStats() };
     const cancelledBefore = server.ctx.callStats.cancelled;
     const req = request(`${server.url}/api/fanout?n=3&fault=hang`, { headers: { 'x-request-timeout': '8000' } });
-    req.on('error', () => { /* we hang up on purpose */ });
+    req.on('error', () => {
+      /* we hang up on purpose */
+    });
     req.end();
-    await until(() => upstreamStats().received === before.received + 3 && server.ctx.inFlight.size === 1, 2_000, 'three upstream calls in flight');
+    await until(
+      () => upstreamStats().received === before.received + 3 && server.ctx.inFlight.size === 1,
+      2_000,
+      'three upstream calls in flight',
+    );
     expect(pendingScopes().map((s) => s.name)).toContain('GET /api/fanout');
     const disconnectedAt = performance.now();
     req.destroy();
     await until(() => upstreamStats().aborted === before.aborted + 3, 1_000, 'three aborted upstream calls');
     expect(performance.now() - disconnectedAt).toBeLessThan(500); // not at the 8 s deadline
     expect(server.ctx.callStats.cancelled).toBe(cancelledBefore + 3);
-    await until(() => server.ctx.inFlight.size === 0 && pendingScopes().length === 0, 1_000, 'no request or scope left');
+    await until(
+      () => server.ctx.inFlight.size === 0 && pendingScopes().length === 0,
+      1_000,
+      'no request or scope left',
+    );
   });
 });
 
@@ -108,14 +131,20 @@ describe('GET /api/resilient', () => {
   });
 
   it("honours the upstream's Retry-After", async () => {
-    const { status, body, ms } = await getJson(`${server.url}/api/resilient?fault=retry-after&failures=1&retryAfter=1`, { 'x-request-timeout': '3000' });
+    const { status, body, ms } = await getJson(
+      `${server.url}/api/resilient?fault=retry-after&failures=1&retryAfter=1`,
+      { 'x-request-timeout': '3000' },
+    );
     expect(status).toBe(200);
     expect(body['retries']).toEqual([{ attempt: 1, error: 'upstream answered 503', delayMs: 1_000 }]);
     expect(ms).toBeGreaterThanOrEqual(990);
   });
 
   it('gives up with 504 and the attempts made when the deadline comes first', async () => {
-    const { status, body, ms } = await getJson(`${server.url}/api/resilient?fault=hang&failures=9&attemptTimeoutMs=100`, { 'x-request-timeout': '400' });
+    const { status, body, ms } = await getJson(
+      `${server.url}/api/resilient?fault=hang&failures=9&attemptTimeoutMs=100`,
+      { 'x-request-timeout': '400' },
+    );
     expect(status).toBe(504);
     expect(body['error']).toBe('deadline_exceeded');
     expect(body['attempts']).toBeGreaterThanOrEqual(2);
@@ -152,7 +181,12 @@ describe('bad input', () => {
     ['/api/fanout?fault=hang&faultRate=2', {}, 400, /faultRate must be a number from 0 to 1/],
     ['/api/fanout?faultRate=0.5', {}, 400, /faultRate needs fault/],
     ['/api/fanout?n=3&fault=hang,none', {}, 400, /lists 2 faults but n is 3/],
-    ['/api/fanout', { 'x-request-timeout': 'soon' }, 400, /x-request-timeout must be an integer number of milliseconds/],
+    [
+      '/api/fanout',
+      { 'x-request-timeout': 'soon' },
+      400,
+      /x-request-timeout must be an integer number of milliseconds/,
+    ],
     ['/api/fanout', { 'x-request-timeout': '0' }, 400, /x-request-timeout/],
     ['/api/fanout', { 'x-request-timeout': '1.5' }, 400, /x-request-timeout/],
     ['/api/resilient?maxAttempts=99', {}, 400, /maxAttempts must be an integer from 1 to 10/],
@@ -160,8 +194,15 @@ describe('bad input', () => {
     ['/debug/block?ms=10', {}, 404, /no route/], // opt-in only (--debug-endpoints)
     [`/api/fanout?n=${'1'.repeat(3_000)}`, {}, 414, /at most 2048 bytes/],
   ];
-  it.each(cases.map(([path, headers, status, message]) => ({ label: path.length > 80 ? `${path.slice(0, 40)}…` : path, path, headers, status, message })))(
-    'GET $label $headers → $status with a clear message', async ({ path, headers, status, message }) => {
+  it.each(
+    cases.map(([path, headers, status, message]) => ({
+      label: path.length > 80 ? `${path.slice(0, 40)}…` : path,
+      path,
+      headers,
+      status,
+      message,
+    })),
+  )('GET $label $headers → $status with a clear message', async ({ path, headers, status, message }) => {
     const res = await getJson(`${server.url}${path}`, headers);
     expect(res.status).toBe(status);
     expect(res.body['message']).toMatch(message);
@@ -171,7 +212,10 @@ describe('bad input', () => {
     const post = await fetch(`${server.url}/api/fanout`, { method: 'POST', signal: AbortSignal.timeout(2_000) });
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET');
-    const big = await fetch(`${server.url}/health`, { headers: { 'x-big': 'a'.repeat(10_000) }, signal: AbortSignal.timeout(2_000) });
+    const big = await fetch(`${server.url}/health`, {
+      headers: { 'x-big': 'a'.repeat(10_000) },
+      signal: AbortSignal.timeout(2_000),
+    });
     expect(big.status).toBe(431);
     expect(await big.json()).toMatchObject({ error: 'headers_too_large' });
   });

@@ -23,12 +23,22 @@ interface Started {
 
 /** Runs the built server in a child process on port 0 and waits for its `listening` log line. */
 async function spawnServer(args: string[]): Promise<Started> {
-  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build -w loopsafe-reference-server\` first`);
-  const proc = spawn(process.execPath, [main, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: cleanEnv });
+  if (!existsSync(main))
+    throw new Error(`${main} is missing: run \`npm run build -w loopsafe-reference-server\` first`);
+  const proc = spawn(process.execPath, [main, '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: cleanEnv,
+  });
   child = proc;
   const logs: Record<string, unknown>[] = [];
-  const exited = new Promise<number | string | null>((resolve) => { proc.on('exit', (code, signal) => { resolve(code ?? signal); }); });
-  createInterface({ input: proc.stdout }).on('line', (line) => { logs.push(JSON.parse(line) as Record<string, unknown>); });
+  const exited = new Promise<number | string | null>((resolve) => {
+    proc.on('exit', (code, signal) => {
+      resolve(code ?? signal);
+    });
+  });
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    logs.push(JSON.parse(line) as Record<string, unknown>);
+  });
   await until(() => logs.some((l) => l['event'] === 'listening'), 5_000, 'the child server to listen');
   const url = logs.find((l) => l['event'] === 'listening')?.['url'];
   return { url: String(url), logs, exited };
@@ -78,11 +88,18 @@ describe('graceful shutdown (child process, SIGTERM)', () => {
   });
 
   it('refuses a bad configuration with exit code 2 and a clear message', async () => {
-    const proc = spawn(process.execPath, [main, '--port', 'eighty'], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv });
+    const proc = spawn(process.execPath, [main, '--port', 'eighty'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: cleanEnv,
+    });
     child = proc;
     let stderr = '';
-    proc.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    const code = await new Promise<number | null>((resolve) => { proc.on('exit', resolve); });
+    proc.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      proc.on('exit', resolve);
+    });
     expect(code).toBe(2);
     expect(stderr).toMatch(/--port must be a non-negative integer, got "eighty"/);
   });

@@ -23,7 +23,8 @@ async function open(target: RunningServer = server, options = {}): Promise<WsCli
   return client;
 }
 
-const types = (client: WsClient, jobId: string): unknown[] => client.events.filter((e) => e['jobId'] === jobId).map((e) => e['type']);
+const types = (client: WsClient, jobId: string): unknown[] =>
+  client.events.filter((e) => e['jobId'] === jobId).map((e) => e['type']);
 
 describe('WS /ws jobs', () => {
   it('streams agent events in order for a submitted job', async () => {
@@ -32,8 +33,12 @@ describe('WS /ws jobs', () => {
     await client.next((e) => e['type'] === 'agent_completed');
     expect(types(client, 'a')).toEqual([
       'agent_started',
-      'agent_thinking', 'tool_executing', 'tool_completed',
-      'agent_thinking', 'tool_executing', 'tool_completed',
+      'agent_thinking',
+      'tool_executing',
+      'tool_completed',
+      'agent_thinking',
+      'tool_executing',
+      'tool_completed',
       'agent_completed',
     ]);
     const seqs = client.events.map((e) => e['seq']);
@@ -45,7 +50,9 @@ describe('WS /ws jobs', () => {
     const client = await open();
     const aborted = server.ctx.upstream?.stats.aborted ?? 0;
     const sentAt = performance.now();
-    client.ws.send(JSON.stringify({ type: 'submit', id: 'slowpoke', steps: 1, stepMs: 0, deadlineMs: 150, fault: 'hang' }));
+    client.ws.send(
+      JSON.stringify({ type: 'submit', id: 'slowpoke', steps: 1, stepMs: 0, deadlineMs: 150, fault: 'hang' }),
+    );
     const failed = await client.next((e) => e['type'] === 'agent_failed');
     expect(performance.now() - sentAt).toBeLessThan(150 + 150);
     expect(failed).toMatchObject({ jobId: 'slowpoke', reason: 'deadline' });
@@ -73,7 +80,9 @@ describe('WS /ws jobs', () => {
     try {
       const client = await open(target);
       const steps = 300;
-      client.ws.send(JSON.stringify({ type: 'submit', id: 'big', steps, stepMs: 0, payloadBytes: 64 * 1024, deadlineMs: 20_000 }));
+      client.ws.send(
+        JSON.stringify({ type: 'submit', id: 'big', steps, stepMs: 0, payloadBytes: 64 * 1024, deadlineMs: 20_000 }),
+      );
       await until(() => client.events.length > 0, 2_000, 'the first event');
       client.ws.pause(); // stop reading: the kernel buffers fill, then ws buffers
       await until(() => target.ctx.ws.backpressureWaits > 0, 5_000, 'the job to wait for the reader');
@@ -99,7 +108,9 @@ describe('WS heartbeats', () => {
     const target = await start({ upstreamLatencyMs: 0, heartbeatMs: 50, heartbeatTimeoutMs: 100 });
     try {
       const client = await open(target, { autoPong: false });
-      client.ws.send(JSON.stringify({ type: 'submit', id: 'orphan', steps: 1, stepMs: 0, deadlineMs: 20_000, fault: 'hang' }));
+      client.ws.send(
+        JSON.stringify({ type: 'submit', id: 'orphan', steps: 1, stepMs: 0, deadlineMs: 20_000, fault: 'hang' }),
+      );
       await until(() => target.ctx.upstream?.stats.inFlight === 1, 2_000, 'the job to call the upstream');
       const { code } = await client.closed;
       expect(code).toBe(1006); // terminated, no close frame: the peer is presumed dead
@@ -153,10 +164,14 @@ describe('WS bad input', () => {
 
   it('refuses an upgrade on another path with 404', async () => {
     const socket = connect(server.port, '127.0.0.1');
-    socket.write('GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n'
-      + 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    socket.write(
+      'GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
     let text = '';
-    socket.on('data', (chunk: Buffer) => { text += chunk.toString(); });
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+    });
     await until(() => socket.readableEnded || socket.destroyed, 2_000, 'the refusal');
     socket.destroy();
     expect(text).toMatch(/^HTTP\/1\.1 404/);

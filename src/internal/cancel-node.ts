@@ -148,7 +148,11 @@ const hubs = new WeakMap<AbortSignal, SignalHub>();
  * through the tree). Returns `undefined` when linked, or the reason the node
  * is cancelled at birth — in which case nothing was linked or armed.
  */
-export function linkNode(node: CancelNode, parent: ParentNode | undefined, signal: AbortSignal | undefined): { reason: unknown } | undefined {
+export function linkNode(
+  node: CancelNode,
+  parent: ParentNode | undefined,
+  signal: AbortSignal | undefined,
+): { reason: unknown } | undefined {
   if (signal?.aborted === true) return { reason: signal.reason };
   if (parent !== undefined) {
     parent._reattach();

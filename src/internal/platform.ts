@@ -41,22 +41,22 @@ export function runSoon(callback: () => void): void {
  * resolution out of its figures and Deno's does not see a blocked loop at all
  * (both measured: Bun 1.4, Deno 2.9), so those use loopsafe's timer sampler.
  */
-export const nativeLoopDelay: ((resolutionMs: number) => LoopDelayHistogram) | undefined =
-  isNode ? (resolutionMs) => monitorEventLoopDelay({ resolution: resolutionMs }) : undefined;
+export const nativeLoopDelay: ((resolutionMs: number) => LoopDelayHistogram) | undefined = isNode
+  ? (resolutionMs) => monitorEventLoopDelay({ resolution: resolutionMs })
+  : undefined;
 
 /**
  * A reader of the loop's busy share since the previous read, or `undefined`
  * where the runtime does not measure it (Bun and Deno report zeros).
  */
-export const loopUtilization: (() => () => number) | undefined =
-  isNode
-    ? () => {
-        let last = performance.eventLoopUtilization();
-        return () => {
-          const now = performance.eventLoopUtilization();
-          const { utilization } = performance.eventLoopUtilization(now, last);
-          last = now;
-          return utilization;
-        };
-      }
-    : undefined;
+export const loopUtilization: (() => () => number) | undefined = isNode
+  ? () => {
+      let last = performance.eventLoopUtilization();
+      return () => {
+        const now = performance.eventLoopUtilization();
+        const { utilization } = performance.eventLoopUtilization(now, last);
+        last = now;
+        return utilization;
+      };
+    }
+  : undefined;

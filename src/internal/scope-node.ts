@@ -8,7 +8,7 @@
 import type { Clock } from '../clock.js';
 import { createTimeoutError, rethrowAtCaller } from '../errors.js';
 import { CancelNode, linkNode, type ParentNode } from './cancel-node.js';
-import { publishTimeout } from './channels.js';
+import { publishTimeout } from './publish.js';
 import { createContextStorage } from './platform.js';
 
 /**

@@ -32,7 +32,8 @@ export function assertDuration(name: string, value: unknown): asserts value is n
 
 /** The period of a repeating timer: a finite number of milliseconds ≥ 1. */
 export function assertInterval(name: string, value: unknown): asserts value is number {
-  if (typeof value !== 'number') throw new TypeError(`Expected \`${name}\` to be a number of milliseconds, got ${describe(value)}`);
+  if (typeof value !== 'number')
+    throw new TypeError(`Expected \`${name}\` to be a number of milliseconds, got ${describe(value)}`);
   if (!(value >= 1 && Number.isFinite(value))) {
     throw new RangeError(`Expected \`${name}\` to be a finite number of milliseconds ≥ 1, got ${describe(value)}`);
   }
@@ -58,11 +59,7 @@ export function assertCount(name: string, value: unknown): asserts value is numb
 }
 
 /** An options bag: undefined, or a plain object whose keys are all known. */
-export function assertOptions(
-  fn: string,
-  options: unknown,
-  known: ReadonlySet<string>,
-): void {
+export function assertOptions(fn: string, options: unknown, known: ReadonlySet<string>): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError(`Expected the options of ${fn}() to be an object, got ${describe(options)}`);
@@ -98,7 +95,9 @@ export function assertSignal(name: string, value: unknown): asserts value is Abo
 
 export function assertClock(name: string, value: unknown): asserts value is Clock | undefined {
   if (value !== undefined && !hasShape(value, CLOCK_SHAPE)) {
-    throw new TypeError(`Expected \`${name}\` to be a clock with now(), setTimeout() and clearTimeout(), got ${describe(value)}`);
+    throw new TypeError(
+      `Expected \`${name}\` to be a clock with now(), setTimeout() and clearTimeout(), got ${describe(value)}`,
+    );
   }
 }
 

@@ -165,7 +165,9 @@ export function createManualClock(options?: ManualClockOptions): ManualClock {
       const next = peek();
       if (next === undefined || next.at > target) break;
       if (++fired > maxTimers) {
-        throw new RangeError(`The manual clock fired ${String(maxTimers)} timers in one advance: the code under test keeps scheduling timers`);
+        throw new RangeError(
+          `The manual clock fired ${String(maxTimers)} timers in one advance: the code under test keeps scheduling timers`,
+        );
       }
       pop();
       timers.delete(next.id);
@@ -184,7 +186,12 @@ export function createManualClock(options?: ManualClockOptions): ManualClock {
         throw new TypeError(`Expected \`callback\` to be a function, got ${describe(callback)}`);
       }
       const delay = delayMs >= 1 && delayMs <= MAX_TIMER_DELAY_MS ? delayMs : 1;
-      const timer: VirtualTimer = { id: nextId++, at: now + delay, callback: AsyncLocalStorage.bind(callback), cleared: false };
+      const timer: VirtualTimer = {
+        id: nextId++,
+        at: now + delay,
+        callback: AsyncLocalStorage.bind(callback),
+        cleared: false,
+      };
       timers.set(timer.id, timer);
       push(timer);
       return new ManualTimerHandle(timer.id);
@@ -198,7 +205,8 @@ export function createManualClock(options?: ManualClockOptions): ManualClock {
     },
     advance(ms: number): Promise<void> {
       assertDuration('ms', ms);
-      if (ms === Number.POSITIVE_INFINITY) throw new RangeError('Expected `ms` to be finite, got Infinity; use runAll()');
+      if (ms === Number.POSITIVE_INFINITY)
+        throw new RangeError('Expected `ms` to be finite, got Infinity; use runAll()');
       fired = 0;
       return runDue(now + ms);
     },

@@ -9,7 +9,8 @@ import * as testing from 'loopsafe/testing';
 import { runPortableSuite, type PortableEnvironment } from './suite.js';
 
 const host = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };
-const runtime: PortableEnvironment['runtime'] = host.Bun !== undefined ? 'bun' : host.Deno !== undefined ? 'deno' : 'node';
+const runtime: PortableEnvironment['runtime'] =
+  host.Bun !== undefined ? 'bun' : host.Deno !== undefined ? 'deno' : 'node';
 // Bun and Deno report the Node.js version they are compatible with as process.version.
 const version = host.Bun?.version ?? host.Deno?.version.deno ?? process.version;
 

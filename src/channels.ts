@@ -1,18 +1,13 @@
 /**
- * The `node:diagnostics_channel` channels loopsafe publishes on, their payload
- * types, and publish helpers that cost one property read when nobody listens:
- * each checks `hasSubscribers` before building its message.
+ * The `node:diagnostics_channel` channels loopsafe publishes on, and their
+ * payload types. The channel names are the public contract
+ * (`diagnostics_channel.subscribe('loopsafe:timeout', …)`); the publishing
+ * side lives in `internal/publish.ts`.
  *
- * The channel names are the public contract (`diagnostics_channel.subscribe('loopsafe:timeout', …)`).
- * Channels are looked up by name, so the ESM and CJS builds — or two copies of
- * the library — publish on the same channel objects.
- *
- * @internal
  * @module
  */
-import type { TimeoutError } from '../errors.js';
-import type { Scope } from '../scope.js';
-import { publishChannel } from './platform.js';
+import type { TimeoutError } from './errors.js';
+import type { Scope } from './scope.js';
 
 /**
  * The names of the `node:diagnostics_channel` channels loopsafe publishes on
@@ -160,46 +155,4 @@ export interface ShedMessage {
   readonly utilization: number;
   /** The suggested `Retry-After`, in whole seconds. */
   readonly retryAfterSeconds: number;
-}
-
-// Literal names, not `channelNames.timeout`: a property read is not pure to a
-// bundler, so it would keep all five channels in every tree-shaken bundle.
-// test/channels.test.ts checks that each publishes under its `channelNames` name.
-export const timeoutChannel = /* @__PURE__ */ publishChannel('loopsafe:timeout');
-export const retryChannel = /* @__PURE__ */ publishChannel('loopsafe:retry');
-export const gatherCancelChannel = /* @__PURE__ */ publishChannel('loopsafe:gather:cancel');
-export const stallChannel = /* @__PURE__ */ publishChannel('loopsafe:stall');
-export const shedChannel = /* @__PURE__ */ publishChannel('loopsafe:shed');
-
-/** Publishes a {@link TimeoutMessage}; builds nothing when nobody subscribes. */
-export function publishTimeout(scopeName: string, timeoutMs: number, error: TimeoutError, scope: Scope | undefined): void {
-  if (!timeoutChannel.hasSubscribers) return;
-  const message: TimeoutMessage = { scopeName, timeoutMs, error, scope };
-  timeoutChannel.publish(message);
-}
-
-/** Publishes a {@link RetryMessage}; builds nothing when nobody subscribes. */
-export function publishRetry(name: string, attempt: number, delayMs: number, error: unknown): void {
-  if (!retryChannel.hasSubscribers) return;
-  const message: RetryMessage = { name, attempt, delayMs, error };
-  retryChannel.publish(message);
-}
-
-/** Publishes a {@link GatherCancelMessage}; builds nothing when nobody subscribes. */
-export function publishGatherCancel(name: string, cause: GatherCancelCause, error: unknown, running: number): void {
-  if (!gatherCancelChannel.hasSubscribers) return;
-  const message: GatherCancelMessage = { name, cause, error, running };
-  gatherCancelChannel.publish(message);
-}
-
-/** Publishes a {@link StallMessage} (already built for `onStall`). */
-export function publishStall(message: StallMessage): void {
-  if (stallChannel.hasSubscribers) stallChannel.publish(message);
-}
-
-/** Publishes a {@link ShedMessage}; builds nothing when nobody subscribes. */
-export function publishShed(reason: OverloadReason, lagMs: number, utilization: number, retryAfterSeconds: number): void {
-  if (!shedChannel.hasSubscribers) return;
-  const message: ShedMessage = { reason, lagMs, utilization, retryAfterSeconds };
-  shedChannel.publish(message);
 }

@@ -1,0 +1,74 @@
+/**
+ * The publishing side of loopsafe's diagnostics channels: the channel objects
+ * and helpers that cost one property read when nobody listens (each checks
+ * `hasSubscribers` before building its message). Channels are looked up by
+ * name, so the ESM and CJS builds — or two copies of the library — publish on
+ * the same channel objects.
+ *
+ * @internal
+ * @module
+ */
+import type {
+  GatherCancelCause,
+  GatherCancelMessage,
+  OverloadReason,
+  RetryMessage,
+  ShedMessage,
+  StallMessage,
+  TimeoutMessage,
+} from '../channels.js';
+import type { TimeoutError } from '../errors.js';
+import type { Scope } from '../scope.js';
+import { publishChannel } from './platform.js';
+
+// Literal names, not `channelNames.timeout`: a property read is not pure to a
+// bundler, so it would keep all five channels in every tree-shaken bundle.
+// test/channels.test.ts checks that each publishes under its `channelNames` name.
+export const timeoutChannel = /* @__PURE__ */ publishChannel('loopsafe:timeout');
+export const retryChannel = /* @__PURE__ */ publishChannel('loopsafe:retry');
+export const gatherCancelChannel = /* @__PURE__ */ publishChannel('loopsafe:gather:cancel');
+export const stallChannel = /* @__PURE__ */ publishChannel('loopsafe:stall');
+export const shedChannel = /* @__PURE__ */ publishChannel('loopsafe:shed');
+
+/** Publishes a {@link TimeoutMessage}; builds nothing when nobody subscribes. */
+export function publishTimeout(
+  scopeName: string,
+  timeoutMs: number,
+  error: TimeoutError,
+  scope: Scope | undefined,
+): void {
+  if (!timeoutChannel.hasSubscribers) return;
+  const message: TimeoutMessage = { scopeName, timeoutMs, error, scope };
+  timeoutChannel.publish(message);
+}
+
+/** Publishes a {@link RetryMessage}; builds nothing when nobody subscribes. */
+export function publishRetry(name: string, attempt: number, delayMs: number, error: unknown): void {
+  if (!retryChannel.hasSubscribers) return;
+  const message: RetryMessage = { name, attempt, delayMs, error };
+  retryChannel.publish(message);
+}
+
+/** Publishes a {@link GatherCancelMessage}; builds nothing when nobody subscribes. */
+export function publishGatherCancel(name: string, cause: GatherCancelCause, error: unknown, running: number): void {
+  if (!gatherCancelChannel.hasSubscribers) return;
+  const message: GatherCancelMessage = { name, cause, error, running };
+  gatherCancelChannel.publish(message);
+}
+
+/** Publishes a {@link StallMessage} (already built for `onStall`). */
+export function publishStall(message: StallMessage): void {
+  if (stallChannel.hasSubscribers) stallChannel.publish(message);
+}
+
+/** Publishes a {@link ShedMessage}; builds nothing when nobody subscribes. */
+export function publishShed(
+  reason: OverloadReason,
+  lagMs: number,
+  utilization: number,
+  retryAfterSeconds: number,
+): void {
+  if (!shedChannel.hasSubscribers) return;
+  const message: ShedMessage = { reason, lagMs, utilization, retryAfterSeconds };
+  shedChannel.publish(message);
+}

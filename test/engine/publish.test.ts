@@ -1,0 +1,97 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { TimeoutError } from '../../src/errors.js';
+import { channelNames, type StallMessage } from '../../src/channels.js';
+import {
+  gatherCancelChannel,
+  publishGatherCancel,
+  publishRetry,
+  publishShed,
+  publishStall,
+  publishTimeout,
+  retryChannel,
+  shedChannel,
+  stallChannel,
+  timeoutChannel,
+} from '../../src/internal/publish.js';
+import { timeoutContext } from '../../src/scope.js';
+
+const channels = [
+  ['timeout', 'loopsafe:timeout', timeoutChannel],
+  ['retry', 'loopsafe:retry', retryChannel],
+  ['gatherCancel', 'loopsafe:gather:cancel', gatherCancelChannel],
+  ['stall', 'loopsafe:stall', stallChannel],
+  ['shed', 'loopsafe:shed', shedChannel],
+] as const;
+
+/** Subscribes to every loopsafe channel, recording `[channel, message]` in publication order. */
+function record(): { events: [string, unknown][]; stop(): void } {
+  const events: [string, unknown][] = [];
+  const handlers = channels.map(([, name]) => {
+    const handler = (message: unknown): void => {
+      events.push([name, message]);
+    };
+    diagnosticsChannel.subscribe(name, handler);
+    return [name, handler] as const;
+  });
+  return {
+    events,
+    stop: () => {
+      for (const [name, handler] of handlers) diagnosticsChannel.unsubscribe(name, handler);
+    },
+  };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('the publish helpers behind the diagnostics channels', () => {
+  it.each(channels)('%s is the named channel %s, shared with anyone who looks it up', (key, name, channel) => {
+    expect(channelNames[key]).toBe(name);
+    expect(diagnosticsChannel.channel(name)).toBe(channel);
+  });
+
+  it('publish helpers build and publish nothing when nobody subscribes (hasSubscribers)', () => {
+    const spies = channels.map(([, , channel]) => vi.spyOn(channel, 'publish'));
+    using scope = timeoutContext(10, { name: 'x' });
+    const error = new TimeoutError(undefined, { scopeName: 'x', timeoutMs: 10 });
+    publishTimeout('x', 10, error, scope);
+    publishRetry('r', 1, 5, error);
+    publishGatherCancel('g', 'failure', error, 2);
+    publishStall({ kind: 'overdue', name: 'x', parent: undefined, ageMs: 1, overdueMs: 1, scope, stack: undefined });
+    publishShed('lag', 300, 0.5, 2);
+    for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+  });
+
+  it('publish helpers deliver typed payloads, in order, to subscribers', () => {
+    const recorder = record();
+    try {
+      using scope = timeoutContext(10, { name: 'checkout' });
+      const error = new TimeoutError(undefined, { scopeName: 'checkout', timeoutMs: 10 });
+      const stall: StallMessage = {
+        kind: 'no-deadline',
+        name: 'checkout',
+        parent: undefined,
+        ageMs: 7,
+        overdueMs: 0,
+        scope,
+        stack: undefined,
+      };
+      publishTimeout('checkout', 10, error, scope);
+      publishRetry('fetch', 2, 40, error);
+      publishGatherCancel('fan-out', 'timeout', error, 3);
+      publishStall(stall);
+      publishShed('utilization', 12, 0.99, 2);
+      expect(recorder.events).toEqual([
+        ['loopsafe:timeout', { scopeName: 'checkout', timeoutMs: 10, error, scope }],
+        ['loopsafe:retry', { name: 'fetch', attempt: 2, delayMs: 40, error }],
+        ['loopsafe:gather:cancel', { name: 'fan-out', cause: 'timeout', error, running: 3 }],
+        ['loopsafe:stall', stall],
+        ['loopsafe:shed', { reason: 'utilization', lagMs: 12, utilization: 0.99, retryAfterSeconds: 2 }],
+      ]);
+    } finally {
+      recorder.stop();
+    }
+  });
+});
