@@ -63,7 +63,8 @@ export interface BackoffOptions {
  *
  * `previousMs` is the delay returned for the previous attempt; only the
  * `'decorrelated'` jitter reads it, and without it the un-jittered delay of
- * attempt n−1 is assumed (`initialMs` for attempt 1).
+ * attempt n−1 is assumed (`initialMs` for attempt 1). Every jitter checks it
+ * all the same: a negative, `NaN` or non-number `previousMs` throws.
  *
  * @category Backoff and retry
  */
@@ -107,11 +108,12 @@ interface Settings {
 
 function checkedOptions(fn: string, options: BackoffOptions | undefined): Settings {
   assertOptions(fn, options, BACKOFF_OPTIONS);
-  const initialMs = options?.initialMs ?? DEFAULT_BACKOFF.initialMs;
-  const maxMs = options?.maxMs ?? DEFAULT_BACKOFF.maxMs;
-  const factor = options?.factor ?? DEFAULT_BACKOFF.factor;
-  const jitter = options?.jitter ?? DEFAULT_BACKOFF.jitter;
-  const random = options?.random ?? Math.random;
+  // `undefined` (or a missing key) is the default; `null` is a wrong type, reported like any other.
+  const initialMs = options?.initialMs === undefined ? DEFAULT_BACKOFF.initialMs : options.initialMs;
+  const maxMs = options?.maxMs === undefined ? DEFAULT_BACKOFF.maxMs : options.maxMs;
+  const factor = options?.factor === undefined ? DEFAULT_BACKOFF.factor : options.factor;
+  const jitter = options?.jitter === undefined ? DEFAULT_BACKOFF.jitter : options.jitter;
+  const random = options?.random === undefined ? Math.random : options.random;
   assertDuration('initialMs', initialMs);
   assertDuration('maxMs', maxMs);
   if (!Number.isFinite(initialMs))
@@ -150,9 +152,10 @@ function assertAttempt(attempt: unknown): asserts attempt is number {
  *
  * @param options - `initialMs`, `maxMs`, `factor`, `jitter`, `random`.
  * @returns A {@link Backoff}: `(attempt, previousMs?) => delayMs`, with its cap as `.maxMs`.
- * @throws `TypeError`/`RangeError` (synchronously) for an unknown option, a negative or NaN
- *   duration, `initialMs > maxMs`, `factor < 1`, an unknown jitter; the returned function
- *   throws for an attempt that is not an integer ≥ 1, or a `random()` outside `[0, 1)`.
+ * @throws `TypeError`/`RangeError` (synchronously) for an unknown option, an option of the wrong
+ *   type (`null` included), a negative or NaN duration, `initialMs > maxMs`, `factor < 1`, an
+ *   unknown jitter; the returned function throws for an attempt that is not an integer ≥ 1, a
+ *   `previousMs` that is not a number ≥ 0 (whatever the jitter), or a `random()` outside `[0, 1)`.
  * @category Backoff and retry
  * @example
  * ```ts
@@ -178,9 +181,11 @@ export function backoff(options?: BackoffOptions): Backoff {
     return r;
   };
   const delay = (attempt: number, previousMs?: number): number => {
+    // Both arguments are checked whatever the jitter: only 'decorrelated' reads
+    // `previousMs`, but a bad one is a caller's bug under every jitter.
     assertAttempt(attempt);
+    if (previousMs !== undefined) assertDuration('previousMs', previousMs);
     if (jitter === 'decorrelated') {
-      if (previousMs !== undefined) assertDuration('previousMs', previousMs);
       const previous = Math.min(cap, previousMs ?? (attempt === 1 ? initialMs : exponential(attempt - 1)));
       const low = Math.min(initialMs, cap);
       const high = Math.max(low, previous * 3);
@@ -200,7 +205,7 @@ export function backoff(options?: BackoffOptions): Backoff {
  * @category Backoff and retry
  */
 export interface ProgressiveDelayOptions extends BackoffOptions {
-  /** The delay of the previous attempt (read by the `'decorrelated'` jitter). */
+  /** The delay of the previous attempt, a number ≥ 0 (read by the `'decorrelated'` jitter, checked under every jitter). */
   previousMs?: number | undefined;
   /** Aborts the sleep; it rejects with the signal's reason (`===`). */
   signal?: AbortSignal | undefined;
@@ -224,7 +229,7 @@ function optionNames(...groups: readonly (readonly string[])[]): ReadonlySet<str
  * @param attempt - The attempt that just failed, counted from 1.
  * @param options - The {@link BackoffOptions}, plus `previousMs`, `signal`, `clock`.
  * @returns The delay slept, in milliseconds.
- * @throws `TypeError`/`RangeError` (synchronously) for a bad attempt or option.
+ * @throws `TypeError`/`RangeError` (synchronously) for a bad attempt or option (`previousMs` included, whatever the jitter).
  * @throws the signal's reason, or the ambient scope's {@link TimeoutError} (rejection).
  * @category Backoff and retry
  * @example

@@ -42,8 +42,11 @@ export const channelNames = /* @__PURE__ */ Object.freeze({
 } as const);
 
 /**
- * Published on `loopsafe:timeout` when a scope's own deadline passes (or a
- * `safeWaitFor`/`Semaphore.acquire` timeout), before anything is aborted.
+ * Published on `loopsafe:timeout` for every timeout loopsafe rejects with: a
+ * scope's own deadline passes (or a `safeWaitFor`/`Semaphore.acquire`
+ * timeout), before anything is aborted; or a `retry` gives up early because
+ * its next wait would pass the deadline. `error` is the very error the caller
+ * receives.
  *
  * @category Diagnostics
  */
@@ -149,7 +152,7 @@ export type OverloadReason = 'lag' | 'utilization';
 export interface ShedMessage {
   /** The threshold that was passed (`'lag'` wins when both are). */
   readonly reason: OverloadReason;
-  /** The event-loop lag the decision was based on (p99 of the last window), in milliseconds. */
+  /** The event-loop lag the decision was based on (the worst lag of the last window, its `maxLagMs`), in milliseconds. */
   readonly lagMs: number;
   /** The event-loop utilisation of the last window, from 0 to 1. */
   readonly utilization: number;

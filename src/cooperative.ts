@@ -5,9 +5,8 @@
  *
  * @module
  */
-import { systemClock, type Clock } from './clock.js';
-import { rethrowAtCaller } from './errors.js';
-import { ambient } from './internal/scope-node.js';
+import type { Clock } from './clock.js';
+import { ambientScope, clockFor, waitBounded } from './internal/engine/index.js';
 import {
   assertClock,
   assertDuration,
@@ -88,13 +87,15 @@ export function cooperativeForEach<T>(
   const signal = options?.signal;
   assertSignal('signal', signal);
   assertClock('clock', options?.clock);
-  const scope = ambient.getStore();
-  const clock = options?.clock ?? scope?._clock ?? systemClock;
+  const scope = ambientScope();
+  const clock = clockFor(options?.clock, scope);
 
   const check = (): void => {
     if (signal?.aborted === true) throw signal.reason;
     scope?.check();
   };
+  /** Awaits an item's promise (or the next item), but never past an abort or the deadline. */
+  const bounded = <V>(work: PromiseLike<V>): Promise<V> => waitBounded(Promise.resolve(work), scope, signal);
 
   const run = async (): Promise<number> => {
     let index = 0;
@@ -102,14 +103,28 @@ export function cooperativeForEach<T>(
     check();
     // Written out twice so the sync path awaits only when it yields or `fn` returns a promise.
     if (isAsync) {
-      for await (const item of items as AsyncIterable<T>) {
-        if (clock.now() - sliceStart >= budgetMs) {
-          await yieldToEventLoop();
-          sliceStart = clock.now();
+      const iterator = (items as AsyncIterable<T>)[Symbol.asyncIterator]();
+      let finished = false;
+      try {
+        for (;;) {
+          const step = await bounded(iterator.next());
+          if (step.done === true) {
+            finished = true;
+            break;
+          }
+          if (clock.now() - sliceStart >= budgetMs) {
+            await yieldToEventLoop();
+            sliceStart = clock.now();
+          }
+          check();
+          const result = fn(step.value, index++);
+          if (isPromiseLike(result)) await bounded(result);
         }
-        check();
-        const result = fn(item, index++);
-        if (isPromiseLike(result)) await result;
+      } finally {
+        // Closing the input is bounded too: a `return()` that hangs cannot hold the loop.
+        if (!finished && typeof iterator.return === 'function') {
+          await bounded(iterator.return()).catch(() => undefined);
+        }
       }
     } else {
       for (const item of items as Iterable<T>) {
@@ -119,10 +134,10 @@ export function cooperativeForEach<T>(
         }
         check();
         const result = fn(item, index++);
-        if (isPromiseLike(result)) await result;
+        if (isPromiseLike(result)) await bounded(result);
       }
     }
     return index;
   };
-  return run().then(undefined, rethrowAtCaller);
+  return run();
 }

@@ -6,11 +6,10 @@
  * @module
  */
 
+import { describeThrown } from './internal/stacks.js';
+
 /** How deep {@link isTimeoutError} and {@link isAbortError} follow `.cause`. */
 const MAX_CAUSE_DEPTH = 16;
-
-/** Marks a TimeoutError whose stack has not yet been taken at the await site. */
-const kStackPending = Symbol('loopsafe.stackPending');
 
 /**
  * Options for {@link TimeoutError}.
@@ -71,7 +70,9 @@ export class TimeoutError extends Error {
     super(message ?? defaultMessage(scopeName, timeoutMs), 'cause' in options ? { cause: options.cause } : undefined);
     this.scopeName = scopeName;
     this.timeoutMs = timeoutMs;
-    Error.captureStackTrace(this, TimeoutError);
+    // `new.target`, not the class's own name: a class body that names itself is
+    // renamed by bundlers (`_TimeoutError`), and errors must print as `TimeoutError`.
+    Error.captureStackTrace(this, new.target);
   }
 }
 
@@ -81,55 +82,22 @@ function defaultMessage(scopeName: string, timeoutMs: number): string {
     : `Scope "${scopeName}" timed out`;
 }
 
-/**
- * Creates a TimeoutError without paying for a stack trace. Its stack is taken
- * later, by {@link rethrowAtCaller}, at the place the caller awaits.
- *
- * @internal
- */
-export function createTimeoutError(scopeName: string, timeoutMs: number): TimeoutError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  let error: TimeoutError;
+/** Reads `value[key]` for a guard: `undefined` when it is no object, or when reading throws (a getter, a Proxy). */
+function read(value: unknown, key: string): unknown {
+  if (typeof value !== 'object' || value === null) return undefined;
   try {
-    error = new TimeoutError(undefined, { scopeName, timeoutMs });
-  } finally {
-    Error.stackTraceLimit = limit;
+    return (value as Record<string, unknown>)[key];
+  } catch {
+    return undefined;
   }
-  (error as unknown as Record<symbol, boolean>)[kStackPending] = true;
-  return error;
-}
-
-/**
- * Rejection handler for the promises loopsafe returns. It runs as a reaction
- * of the promise the caller awaits, so a stack taken here shows the caller's
- * async frames. Only loopsafe's own TimeoutErrors are touched, once; every
- * other reason passes through untouched.
- *
- * @internal
- */
-export function rethrowAtCaller(error: unknown): never {
-  if (error instanceof TimeoutError) {
-    const marked = error as unknown as Record<symbol, boolean>;
-    if (marked[kStackPending] === true) {
-      marked[kStackPending] = false;
-      Error.captureStackTrace(error, rethrowAtCaller);
-    }
-  }
-  throw error;
-}
-
-function hasName(value: unknown, name: string): boolean {
-  return typeof value === 'object' && value !== null && (value as { name?: unknown }).name === name;
 }
 
 function followCauses(value: unknown, test: (candidate: unknown) => boolean): boolean {
   let current = value;
   for (let depth = 0; depth < MAX_CAUSE_DEPTH; depth++) {
     if (test(current)) return true;
-    if (typeof current !== 'object' || current === null || !('cause' in current)) return false;
-    const next = (current as { cause?: unknown }).cause;
-    if (next === current) return false;
+    const next = read(current, 'cause');
+    if (next === undefined || next === current) return false;
     current = next;
   }
   return false;
@@ -156,8 +124,8 @@ function followCauses(value: unknown, test: (candidate: unknown) => boolean): bo
  * console.log(isTimeoutError(new Error('request failed', { cause: new DOMException('late', 'TimeoutError') }))); // true
  * ```
  */
-export function isTimeoutError(error: unknown): boolean {
-  return followCauses(error, (candidate) => hasName(candidate, 'TimeoutError'));
+export function isTimeoutError(error: unknown): error is Error {
+  return followCauses(error, (candidate) => read(candidate, 'name') === 'TimeoutError');
 }
 
 /**
@@ -179,12 +147,10 @@ export function isTimeoutError(error: unknown): boolean {
  * await sleeping.catch((error: unknown) => console.log(isAbortError(error))); // true
  * ```
  */
-export function isAbortError(error: unknown): boolean {
+export function isAbortError(error: unknown): error is Error {
   return followCauses(
     error,
-    (candidate) =>
-      hasName(candidate, 'AbortError') ||
-      (typeof candidate === 'object' && candidate !== null && (candidate as { code?: unknown }).code === 'ABORT_ERR'),
+    (candidate) => read(candidate, 'name') === 'AbortError' || read(candidate, 'code') === 'ABORT_ERR',
   );
 }
 
@@ -212,11 +178,9 @@ export class GatherError extends AggregateError {
    */
   constructor(errors: readonly unknown[], message?: string) {
     const first: unknown = errors[0];
-    super(
-      errors,
-      message ??
-        `${String(errors.length)} task(s) failed; first: ${first instanceof Error ? first.message : String(first)}`,
-      { cause: first },
-    );
+    // Whatever a task failed with (an object String() cannot convert, a throwing getter), this never throws.
+    super(errors, message ?? `${String(errors.length)} task(s) failed; first: ${describeThrown(first)}`, {
+      cause: first,
+    });
   }
 }

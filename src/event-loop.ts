@@ -1,6 +1,6 @@
 /**
- * Event-loop health: `monitorEventLoop` (lag percentiles and utilisation per
- * interval) and `yieldToEventLoop` (a full macrotask turn).
+ * Event-loop health: `monitorEventLoop` (lag percentiles, worst lag and
+ * utilisation per interval) and `yieldToEventLoop` (a full macrotask turn).
  *
  * @module
  */
@@ -58,7 +58,8 @@ export interface EventLoopMonitorOptions {
   resolutionMs?: number | undefined;
   /**
    * Levels above which a window is marked in {@link EventLoopSample.exceeded}:
-   * `lagMs` (compared with `p99LagMs`) and `utilization` (0 to 1).
+   * `lagMs` (compared with the window's worst lag, `maxLagMs`, not `p99LagMs`:
+   * one long block is enough) and `utilization` (0 to 1).
    * @defaultValue none
    */
   thresholds?: EventLoopThresholds | undefined;
@@ -320,11 +321,13 @@ class Monitor implements EventLoopMonitor {
 
 /**
  * Starts measuring event-loop health, one window every `intervalMs`: lag
- * percentiles (from `perf_hooks.monitorEventLoopDelay`, with the histogram's
- * resolution subtracted so an idle loop reads ~0 ms) and utilisation (from
- * `performance.eventLoopUtilization` deltas). A window without measurements
- * reports zeros, never `NaN`. A synchronous block is seen even when it holds
- * up the window's own timer: the timer's lateness counts as lag.
+ * percentiles and the worst lag (from `perf_hooks.monitorEventLoopDelay`, with
+ * the histogram's resolution subtracted so an idle loop reads ~0 ms) and
+ * utilisation (from `performance.eventLoopUtilization` deltas). A window
+ * without measurements reports zeros, never `NaN`. A synchronous block is seen
+ * even when it holds up the window's own timer: the timer's lateness counts as
+ * lag (in `maxLagMs`). `thresholds.lagMs` is compared with that worst lag,
+ * `maxLagMs`, not with `p99LagMs`.
  *
  * On Bun, Deno and in browsers the lag comes from loopsafe's own sampler (a
  * timer every `resolutionMs` that records how late it fired:

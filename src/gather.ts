@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { systemClock, type Clock } from './clock.js';
-import { GatherError, rethrowAtCaller } from './errors.js';
+import type { Clock } from './clock.js';
+import { GatherError } from './errors.js';
+import { adopt, enterScope, openChild, openScope, type ScopeNode } from './internal/engine/index.js';
 import { publishGatherCancel } from './internal/publish.js';
-import { runScoped } from './internal/run-scoped.js';
-import { ambient, ScopeNode } from './internal/scope-node.js';
+import { createDeferred, rejectAtCaller } from './internal/stacks.js';
 import {
   assertClock,
   assertCount,
@@ -67,7 +67,7 @@ export interface GatherOptions {
   signal?: AbortSignal | undefined;
   /**
    * Names the gather's scope (its {@link TimeoutError}, {@link pendingScopes});
-   * task `i` runs in a scope named `` `${name}[${i}]` ``.
+   * task `i`, when it outlives the gather, is listed as `` `${name}[${i}]` ``.
    * @defaultValue `'safeGather'` / `'safeGatherSettled'`
    */
   name?: string | undefined;
@@ -86,9 +86,12 @@ const PENDING = Symbol('pending');
  *
  * - Tasks are pulled from `tasks` lazily, one as another finishes, so a
  *   generator of a million tasks holds only `concurrency` of them in flight.
- * - Each task runs in its own child scope of the gather's scope: its `signal`
- *   aborts when the gather stops it, and the ambient deadline reaches inside.
- *   (A signal per task, so listeners a task leaves on it die with the task.)
+ * - Every task runs inside the gather's scope (it is the ambient scope there,
+ *   so the gather's deadline reaches every nested loopsafe call), and gets a
+ *   signal of its own that aborts when the gather stops it — a signal per
+ *   task, so listeners a task leaves on it die with the task. A task still
+ *   running after the gather stopped it (it ignored its signal) is listed by
+ *   {@link pendingScopes} and the stall watchdog as `` `${name}[${i}]` ``.
  * - Fail-fast: the first task to fail aborts every running sibling in the same
  *   tick (their signals abort with an `AbortError` naming the gather), starts
  *   no new task, and the gather rejects at once with a {@link GatherError}
@@ -213,26 +216,13 @@ function gather(
     assertOptionalString('name', options.name);
   }
   const iterator = tasks[Symbol.iterator]();
-  const parent = ambient.getStore();
-  const clock = options?.clock ?? parent?._clock ?? systemClock;
-  const scope = new ScopeNode({
+  const scope = openScope({
     name: options?.name ?? fnName,
-    clock,
-    parent,
-    deadline: clock.now() + timeout,
     timeoutMs: timeout,
     signal: options?.signal,
+    clock: options?.clock,
   });
-  return new Promise<unknown[]>((resolve, reject) => {
-    const run = new Gather(scope, iterator, concurrency, settled, isArray ? tasks.length : -1, resolve, reject);
-    if (scope._aborted) run._onScopeAbort(scope._reason);
-    else {
-      scope._onAbort = (reason) => {
-        run._onScopeAbort(reason);
-      };
-      run._pump();
-    }
-  }).then(undefined, rethrowAtCaller);
+  return new Gather(scope, iterator, concurrency, settled, isArray ? tasks.length : -1).start();
 }
 
 /** One gather in progress: pulls tasks, runs each in a child scope, collects results. */
@@ -243,39 +233,60 @@ class Gather {
   readonly #settled: boolean;
   /** Number of tasks when the input is an array, else -1. */
   readonly #length: number;
-  readonly #resolve: (results: unknown[]) => void;
-  readonly #reject: (reason: unknown) => void;
   readonly #results: unknown[] = [];
+  readonly #promise: Promise<unknown[]>;
+  #resolve!: (results: unknown[]) => void;
+  #reject!: (reason: unknown) => void;
   #active = 0;
   #exhausted = false;
   #done = false;
 
-  constructor(
-    scope: ScopeNode,
-    iterator: Iterator<unknown>,
-    limit: number,
-    settled: boolean,
-    length: number,
-    resolve: (results: unknown[]) => void,
-    reject: (reason: unknown) => void,
-  ) {
+  constructor(scope: ScopeNode, iterator: Iterator<unknown>, limit: number, settled: boolean, length: number) {
     this.#scope = scope;
     this.#iterator = iterator;
     this.#limit = limit;
     this.#settled = settled;
     this.#length = length;
-    this.#resolve = resolve;
-    this.#reject = reject;
+    this.#promise = new Promise<unknown[]>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
   }
 
-  /** Starts tasks until the limit is reached or the input runs out; settles when all are done. */
-  _pump(): void {
+  start(): Promise<unknown[]> {
+    const scope = this.#scope;
+    if (scope.cancelled) {
+      this.#stopped(scope.reason);
+    } else {
+      scope.onAbort((reason) => {
+        this.#stopped(reason);
+      });
+      // Tasks start inside the gather's scope: the ones started later, from the
+      // reactions to earlier tasks, inherit it from the promise chain, so no task
+      // pays for an async context of its own.
+      void enterScope(scope, pumpGather, this);
+    }
+    return this.#promise;
+  }
+
+  /**
+   * Starts tasks until the limit is reached or the input runs out, and
+   * settles when every task is done. A loop, not a recursion: a task that
+   * settles synchronously is recorded on the spot and the loop goes on, so a
+   * long run of synchronous tasks costs no stack, and outcomes are seen in the
+   * order they happened.
+   */
+  pump(): void {
+    this.#pump();
+  }
+
+  #pump(): void {
     while (!this.#done && !this.#exhausted && this.#active < this.#limit) {
       let step: IteratorResult<unknown>;
       try {
         step = this.#iterator.next();
       } catch (error) {
-        this.#stop(error);
+        this.#fail(error);
         return;
       }
       if (step.done === true) {
@@ -283,13 +294,12 @@ class Gather {
         break;
       }
       const task = step.value;
+      const index = this.#results.length;
       if (typeof task !== 'function') {
-        this.#stop(
-          new TypeError(`Expected \`tasks[${String(this.#results.length)}]\` to be a function, got ${describe(task)}`),
-        );
+        this.#fail(new TypeError(`Expected \`tasks[${String(index)}]\` to be a function, got ${describe(task)}`));
         return;
       }
-      this.#start(task as GatherTask, this.#results.length);
+      this.#start(task as GatherTask, index);
     }
     if (!this.#done && this.#exhausted && this.#active === 0) {
       this.#end();
@@ -301,68 +311,85 @@ class Gather {
     const parent = this.#scope;
     this.#results.push(this.#settled ? PENDING : undefined);
     this.#active++;
-    const scope = new ScopeNode({
-      name: `${parent.name}[${String(index)}]`,
-      clock: parent._clock,
-      parent,
-      deadline: Number.POSITIVE_INFINITY,
-      timeoutMs: Number.POSITIVE_INFINITY,
-      signal: undefined,
-    });
-    runScoped(scope, (s) => task(s.signal)).then(
-      (value) => {
-        this.#onValue(index, value);
+    const child = openChild(parent, { name: parent.name, task: index });
+    let result: unknown;
+    try {
+      result = adopt(task(child.signal));
+    } catch (error) {
+      child.exit();
+      this.#failed(index, error);
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      child.exit();
+      this.#fulfilled(index, result);
+      return;
+    }
+    void result.then(
+      (value: unknown) => {
+        child.exit();
+        if (this.#fulfilled(index, value)) this.#pump();
       },
       (error: unknown) => {
-        this.#onError(index, error);
+        child.exit();
+        if (this.#failed(index, error)) this.#pump();
       },
     );
   }
 
-  #onValue(index: number, value: unknown): void {
-    if (this.#done) return;
+  /** Records a value; returns whether the gather goes on. */
+  #fulfilled(index: number, value: unknown): boolean {
+    if (this.#done) return false;
     this.#active--;
     this.#results[index] = this.#settled ? { status: 'fulfilled', value } : value;
-    this._pump();
+    return true;
   }
 
-  #onError(index: number, error: unknown): void {
-    // Once the gather is done, every outcome is absorbed: in particular the
-    // cancellations it caused itself never count as failures.
-    if (this.#done) return;
+  /**
+   * Records a failure; returns whether the gather goes on. Once the gather is
+   * done, every outcome is absorbed: in particular the cancellations it caused
+   * itself never count as failures.
+   */
+  #failed(index: number, error: unknown): boolean {
+    if (this.#done) return false;
     this.#active--;
     if (this.#settled) {
       this.#results[index] = { status: 'rejected', reason: error };
-      this._pump();
-      return;
+      return true;
     }
-    this.#stop(new GatherError([error]));
-  }
-
-  /** Fail-fast: aborts every running task at once, starts no new one, rejects with `reason`. */
-  #stop(reason: unknown): void {
-    this.#done = true;
-    const scope = this.#scope;
-    publishGatherCancel(scope.name, 'failure', reason instanceof GatherError ? reason.errors[0] : reason, this.#active);
-    scope._abort(new DOMException(`${scope.name} was cancelled: a sibling task failed`, 'AbortError'));
-    this.#end();
-    this.#reject(reason);
-  }
-
-  /** The gather's scope was aborted from outside (caller signal, own timeout, enclosing scope). */
-  _onScopeAbort(reason: unknown): void {
-    if (this.#done) return; // our own fail-fast abort
-    this.#done = true;
-    const scope = this.#scope;
-    publishGatherCancel(
-      scope.name,
-      scope._timedOut && reason === scope._reason ? 'timeout' : 'abort',
-      reason,
-      this.#active,
+    this.#fail(
+      createDeferred(() => new GatherError([error])),
+      error,
     );
-    this.#end();
-    if (!this.#settled || !scope._timedOut || reason !== scope._reason) {
-      this.#reject(reason);
+    return false;
+  }
+
+  /**
+   * Fail-fast: aborts every running task at once, starts no new one, then
+   * rejects with `reason` (`failure` is what failed, for the diagnostics channel).
+   */
+  #fail(reason: unknown, failure: unknown = reason): void {
+    this.#done = true;
+    const scope = this.#scope;
+    publishGatherCancel(scope.name, 'failure', failure, this.#active);
+    // Leave first, so our own abort is not taken for one from outside.
+    scope.exit();
+    scope.cancel(new DOMException(`${scope.name} was cancelled: a sibling task failed`, 'AbortError'));
+    this.#closeInput();
+    rejectAtCaller(this.#resolve, this.#reject, reason);
+  }
+
+  /** The gather's scope was cancelled from outside (caller signal, own timeout, enclosing scope). */
+  #stopped(reason: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    const scope = this.#scope;
+    const ownTimeout = scope.timedOut && reason === scope.reason;
+    publishGatherCancel(scope.name, ownTimeout ? 'timeout' : 'abort', reason, this.#active);
+    scope.exit();
+    this.#closeInput();
+    if (!this.#settled || !ownTimeout) {
+      rejectAtCaller(this.#resolve, this.#reject, reason);
       return;
     }
     const results = this.#results;
@@ -376,14 +403,23 @@ class Gather {
   /** Leaves the scope and closes the input, before the gather's promise settles. */
   #end(): void {
     this.#done = true;
-    this.#scope._exit();
+    this.#scope.exit();
+    this.#closeInput();
+  }
+
+  #closeInput(): void {
     if (this.#exhausted) return;
+    this.#exhausted = true;
     try {
       this.#iterator.return?.();
     } catch {
       // A generator that is running (it aborted the gather from inside `next()`) cannot be closed.
     }
   }
+}
+
+function pumpGather(gather: Gather): void {
+  gather.pump();
 }
 
 function assertTask(name: string, value: unknown): void {

@@ -32,7 +32,10 @@ export interface LoadShedderOptions {
    */
   maxUtilization?: number | undefined;
   /**
-   * The largest `Retry-After` suggested, in whole seconds (≥ 1).
+   * The largest `Retry-After` suggested, in whole seconds: an integer from 1 to
+   * 2^31−1 (the largest delta-seconds HTTP caches must hold, and the largest
+   * {@link parseRetryAfter} reads). `Infinity` sets no cap of your own: the
+   * suggestion is then capped at 2^31−1 seconds, never `Infinity`.
    * @defaultValue `30`
    */
   maxRetryAfterSeconds?: number | undefined;
@@ -62,11 +65,18 @@ export type ShedDecision =
       readonly lagMs: number;
       /** The last window's event-loop utilisation, from 0 to 1. */
       readonly utilization: number;
-      /** Seconds the client should wait: how many times over the threshold the loop is, rounded up, from 1 to `maxRetryAfterSeconds`. */
+      /**
+       * Seconds the client should wait: how many times over the threshold the loop is, rounded up, from 1 to
+       * `maxRetryAfterSeconds` (to 2^31−1 when that is `Infinity`; a threshold of 0 passed counts as infinitely
+       * over). Always a valid HTTP delta-seconds: an integer, so `String(retryAfterSeconds)` is the header value
+       * and {@link parseRetryAfter} reads it back as `retryAfterSeconds * 1000`.
+       */
       readonly retryAfterSeconds: number;
     };
 
 const SHEDDER_OPTIONS = new Set(['monitor', 'maxLagMs', 'maxUtilization', 'maxRetryAfterSeconds']);
+/** The largest delta-seconds: 2^31−1, the most `parseRetryAfter` reads and HTTP caches must hold. */
+const MAX_DELTA_SECONDS = 2_147_483_647;
 
 function readLimit(name: string, value: unknown, fallback: number, max: number): number {
   if (value === undefined) return fallback;
@@ -75,6 +85,38 @@ function readLimit(name: string, value: unknown, fallback: number, max: number):
     throw new RangeError(
       `Expected \`${name}\` to be a number from 0 to ${max === Number.POSITIVE_INFINITY ? 'Infinity' : String(max)}, got ${describe(value)}`,
     );
+  }
+  return value;
+}
+
+/** `maxRetryAfterSeconds`: an integer from 1 to 2^31−1; `Infinity` is 2^31−1. */
+function readMaxRetryAfter(value: unknown): number {
+  if (value === undefined) return 30;
+  if (typeof value !== 'number') {
+    throw new TypeError(`Expected \`maxRetryAfterSeconds\` to be an integer number of seconds, got ${describe(value)}`);
+  }
+  if (value === Number.POSITIVE_INFINITY) return MAX_DELTA_SECONDS;
+  if (!(Number.isInteger(value) && value >= 1 && value <= MAX_DELTA_SECONDS)) {
+    throw new RangeError(
+      `Expected \`maxRetryAfterSeconds\` to be an integer from 1 to ${String(MAX_DELTA_SECONDS)} (or Infinity), got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** How many times over `limit` a figure is: `0` when it is not over, `Infinity` over a limit of 0. */
+function overload(value: number, limit: number): number {
+  if (!(value > limit)) return 0;
+  return limit === 0 ? Number.POSITIVE_INFINITY : value / limit;
+}
+
+/** A figure of the monitor's sample: a number ≥ 0 (`Infinity` allowed), or a loud error. */
+function readFigure(name: string, value: unknown): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`Expected \`monitor.snapshot().${name}\` to be a number, got ${describe(value)}`);
+  }
+  if (!(value >= 0)) {
+    throw new RangeError(`Expected \`monitor.snapshot().${name}\` to be a number ≥ 0, got ${describe(value)}`);
   }
   return value;
 }
@@ -120,15 +162,7 @@ export class LoadShedder implements Disposable {
     assertOptions('LoadShedder', options, SHEDDER_OPTIONS);
     this.#maxLagMs = readLimit('maxLagMs', options?.maxLagMs, 200, Number.POSITIVE_INFINITY);
     this.#maxUtilization = readLimit('maxUtilization', options?.maxUtilization, 0.98, 1);
-    const maxRetryAfter = readLimit(
-      'maxRetryAfterSeconds',
-      options?.maxRetryAfterSeconds,
-      30,
-      Number.POSITIVE_INFINITY,
-    );
-    if (!(maxRetryAfter >= 1))
-      throw new RangeError(`Expected \`maxRetryAfterSeconds\` to be at least 1, got ${describe(maxRetryAfter)}`);
-    this.#maxRetryAfterSeconds = maxRetryAfter;
+    this.#maxRetryAfterSeconds = readMaxRetryAfter(options?.maxRetryAfterSeconds);
     const monitor = options?.monitor;
     if (monitor !== undefined && typeof (monitor as Partial<EventLoopMonitor> | null)?.snapshot !== 'function') {
       throw new TypeError(`Expected \`monitor\` to have a snapshot() method, got ${describe(monitor)}`);
@@ -142,21 +176,26 @@ export class LoadShedder implements Disposable {
    * A shed decision is published on `loopsafe:shed`.
    *
    * @returns `{ shed: false, … }`, or `{ shed: true, reason, retryAfterSeconds, … }`.
+   * @throws `TypeError`/`RangeError` when the monitor's sample is not an object whose `maxLagMs` and
+   *   `utilization` are numbers ≥ 0 (`NaN` and negative figures are a broken monitor, not an idle loop).
    */
   check(): ShedDecision {
-    const sample: EventLoopSample = this.#monitor.snapshot();
+    const sample: unknown = this.#monitor.snapshot();
+    if (typeof sample !== 'object' || sample === null) {
+      throw new TypeError(`Expected \`monitor.snapshot()\` to return an event-loop sample, got ${describe(sample)}`);
+    }
     // The worst lag of the window, not its p99: one long block is a single lag
     // sample (p99 misses it), yet every request queued behind it waited that long.
-    const lagMs = sample.maxLagMs;
-    const { utilization } = sample;
-    const lagRatio = lagMs / this.#maxLagMs;
-    const utilizationRatio = utilization / this.#maxUtilization;
-    const reason: OverloadReason | undefined = lagRatio > 1 ? 'lag' : utilizationRatio > 1 ? 'utilization' : undefined;
+    const lagMs = readFigure('maxLagMs', (sample as Partial<EventLoopSample>).maxLagMs);
+    const utilization = readFigure('utilization', (sample as Partial<EventLoopSample>).utilization);
+    const lagOver = overload(lagMs, this.#maxLagMs);
+    const utilizationOver = overload(utilization, this.#maxUtilization);
+    const reason: OverloadReason | undefined = lagOver > 0 ? 'lag' : utilizationOver > 0 ? 'utilization' : undefined;
     if (reason === undefined) return { shed: false, lagMs, utilization };
-    const over = Math.max(lagRatio, utilizationRatio);
+    // An integer from 1 to the cap (itself an integer ≤ 2^31−1): Math.ceil(Infinity) is capped too.
     const retryAfterSeconds = Math.min(
       this.#maxRetryAfterSeconds,
-      Math.max(1, Number.isFinite(over) ? Math.ceil(over) : Number.POSITIVE_INFINITY),
+      Math.max(1, Math.ceil(Math.max(lagOver, utilizationOver))),
     );
     publishShed(reason, lagMs, utilization, retryAfterSeconds);
     return { shed: true, reason, lagMs, utilization, retryAfterSeconds };

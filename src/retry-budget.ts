@@ -52,6 +52,12 @@ const BUDGET_OPTIONS = new Set(['maxTokens', 'tokenRatio']);
 const MILLI = 1000;
 
 /**
+ * Counts a retry the budget refused, for `retry` (not exported from the
+ * package: a budget of another copy of loopsafe simply does not count it).
+ */
+export let countThrottled: (budget: RetryBudget) => void;
+
+/**
  * A retry budget shared across calls (gRFC A6 retry throttling): each failed
  * attempt takes one token, each successful attempt gives back `tokenRatio`,
  * and retries are allowed only while `tokens > maxTokens / 2`. First attempts
@@ -88,6 +94,12 @@ export class RetryBudget {
   #successes = 0;
   #failures = 0;
   #throttled = 0;
+
+  static {
+    countThrottled = (budget) => {
+      if (#throttled in budget) budget.#throttled++;
+    };
+  }
 
   /**
    * @param options - `maxTokens`, `tokenRatio`.
@@ -141,11 +153,6 @@ export class RetryBudget {
     this.#milliTokens = Math.max(0, this.#milliTokens - MILLI);
   }
 
-  /** Counts a retry refused by the budget (for {@link RetryBudget.snapshot}). @internal */
-  _noteThrottled(): void {
-    this.#throttled++;
-  }
-
   /**
    * A point-in-time view for metrics.
    *
@@ -161,23 +168,5 @@ export class RetryBudget {
       failures: this.#failures,
       throttled: this.#throttled,
     };
-  }
-}
-
-/**
- * Checks that `budget` is a {@link RetryBudget} (by shape, so two copies of loopsafe interoperate).
- *
- * @internal
- */
-export function assertRetryBudget(budget: unknown): asserts budget is RetryBudget {
-  const candidate = budget as Partial<RetryBudget> | null;
-  if (
-    typeof budget !== 'object' ||
-    candidate === null ||
-    typeof candidate.canRetry !== 'function' ||
-    typeof candidate.recordSuccess !== 'function' ||
-    typeof candidate.recordFailure !== 'function'
-  ) {
-    throw new TypeError(`Expected \`budget\` to be a RetryBudget, got ${describe(budget)}`);
   }
 }

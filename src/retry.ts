@@ -6,22 +6,32 @@
  * @module
  */
 import { backoff, DEFAULT_BACKOFF_MAX_MS, type BackoffFunction, type BackoffOptions } from './backoff.js';
-import { systemClock, type Clock } from './clock.js';
-import { rethrowAtCaller, TimeoutError } from './errors.js';
-import { publishRetry } from './internal/publish.js';
-import { runScoped } from './internal/run-scoped.js';
-import { ambient, ScopeNode } from './internal/scope-node.js';
+import type { Clock } from './clock.js';
+import { TimeoutError } from './errors.js';
+import {
+  ambientScope,
+  clockFor,
+  openChild,
+  openScope,
+  runScoped,
+  waitBounded,
+  type ScopeNode,
+} from './internal/engine/index.js';
+import { newTimeoutError } from './internal/engine/timeout-error.js';
+import { publishRetry, publishTimeout } from './internal/publish.js';
+import { createDeferred } from './internal/stacks.js';
 import {
   assertClock,
   assertDuration,
   assertFunction,
   assertOptionalString,
   assertOptions,
+  assertRetryBudget,
   assertSignal,
   describe,
   isPromiseLike,
 } from './internal/validate.js';
-import { assertRetryBudget, type RetryBudget } from './retry-budget.js';
+import { countThrottled, type RetryBudget } from './retry-budget.js';
 import { safeSleep } from './sleep.js';
 
 /**
@@ -218,20 +228,24 @@ class RetryLoop<T> {
   failed = false;
   lastError: unknown = undefined;
   attempts = 1;
-  #previousDelay: number | undefined = undefined;
-
   /**
-   * @param scope - The retry's own scope, whose end stops the loop; `undefined`
-   *   when nothing could cancel the retry (no `timeout`, `signal`,
-   *   `attemptTimeout` or enclosing scope), which keeps that success path cheap.
+   * The retry's own scope, whose end stops the loop; `undefined` when nothing
+   * could cancel the retry (no `timeout`, `signal`, `attemptTimeout` or
+   * enclosing scope), which keeps that success path cheap.
    */
-  constructor(
-    readonly fn: (context: RetryContext) => T | PromiseLike<T>,
-    readonly plan: Plan,
-    readonly scope: ScopeNode | undefined,
-    readonly clock: Clock,
-    readonly name: string,
-  ) {}
+  scope: ScopeNode | undefined = undefined;
+  #previousDelay: number | undefined = undefined;
+  readonly #fn: (context: RetryContext) => T | PromiseLike<T>;
+  readonly #plan: Plan;
+  readonly #clock: Clock;
+  readonly #name: string;
+
+  constructor(fn: (context: RetryContext) => T | PromiseLike<T>, plan: Plan, clock: Clock, name: string) {
+    this.#fn = fn;
+    this.#plan = plan;
+    this.#clock = clock;
+    this.#name = name;
+  }
 
   /**
    * Runs attempt 1 without an async frame (the success path stays cheap);
@@ -244,7 +258,7 @@ class RetryLoop<T> {
     } catch (error) {
       return this.#retryLoop(error, 1);
     }
-    const budget = this.plan.budget;
+    const budget = this.#plan.budget;
     if (!isPromiseLike(result)) {
       budget?.recordSuccess();
       return result;
@@ -262,7 +276,7 @@ class RetryLoop<T> {
       this.attempts = attempt;
       try {
         const value = await this.#attempt(attempt);
-        this.plan.budget?.recordSuccess();
+        this.#plan.budget?.recordSuccess();
         return value;
       } catch (caught) {
         error = caught;
@@ -272,79 +286,102 @@ class RetryLoop<T> {
 
   /** Handles attempt `attempt`'s failure: throws to stop the loop, else waits the delay. */
   async #beforeRetry(error: unknown, attempt: number): Promise<void> {
-    const { plan, scope } = this;
+    const plan = this.#plan;
+    const scope = this.scope;
     // The operation scope (or anything above it) was cancelled: never retried.
     this.#throwIfCancelled();
     this.failed = true;
     this.lastError = error;
-    const retryable = plan.shouldRetry === undefined || (await plan.shouldRetry(error, { attempt }));
-    this.#throwIfCancelled();
-    if (!retryable) throw error;
+    if (plan.shouldRetry !== undefined) {
+      const verdict = plan.shouldRetry(error, { attempt });
+      // A hook is awaited only as long as the retry's deadline allows.
+      const retryable = isPromiseLike(verdict) ? await waitBounded(Promise.resolve(verdict), scope) : verdict;
+      this.#throwIfCancelled();
+      if (!retryable) throw error;
+    }
     plan.budget?.recordFailure();
     if (attempt >= plan.maxAttempts) throw error;
     if (plan.budget !== undefined && !plan.budget.canRetry()) {
-      (plan.budget as Partial<RetryBudget>)._noteThrottled?.();
+      countThrottled(plan.budget);
       throw error;
     }
     const delayMs = this.#delayFor(error, attempt);
-    scope?._expireIfDue();
-    this.#throwIfCancelled();
-    const remaining = scope?.remaining() ?? Number.POSITIVE_INFINITY;
-    if (scope !== undefined && delayMs >= remaining) throw this.#gaveUp(scope, error, delayMs, remaining);
-    publishRetry(this.name, attempt, delayMs, error);
-    if (plan.onRetry !== undefined) await plan.onRetry({ error, attempt, delayMs });
-    await safeSleep(delayMs, { clock: this.clock });
+    if (scope !== undefined) {
+      scope.check();
+      const remaining = scope.remaining();
+      if (delayMs >= remaining) throw this.#gaveUp(scope, error, delayMs, remaining);
+    }
+    publishRetry(this.#name, attempt, delayMs, error);
+    if (plan.onRetry !== undefined) {
+      const done = plan.onRetry({ error, attempt, delayMs });
+      if (isPromiseLike(done)) await waitBounded(Promise.resolve(done), scope);
+    }
+    await safeSleep(delayMs, { clock: this.#clock });
   }
 
   /** Stops the loop once the operation scope is cancelled (its promise has already rejected). */
   #throwIfCancelled(): void {
-    if (this.scope?._aborted === true) throw this.scope._reason;
+    const scope = this.scope;
+    if (scope?.cancelled === true) throw scope.reason;
   }
 
   /** Runs one attempt: inline in the operation scope, or in its own child scope when `attemptTimeout` is set. */
   #attempt(attempt: number): T | PromiseLike<T> {
-    const { fn, scope } = this;
-    const attemptTimeout = this.plan.attemptTimeout;
-    if (attemptTimeout === undefined || scope === undefined) return fn(new Attempt(attempt, scope));
-    const name = `${scope.name} attempt ${String(attempt)}`;
-    const deadline = scope._clock.now() + attemptTimeout;
-    const child = new ScopeNode({
-      name,
-      clock: scope._clock,
-      parent: scope,
-      deadline,
-      timeoutMs: attemptTimeout,
-      signal: undefined,
-    });
-    return runScoped(child, (s) => fn(new Attempt(attempt, s)));
+    const scope = this.scope;
+    const attemptTimeout = this.#plan.attemptTimeout;
+    if (attemptTimeout === undefined || scope === undefined) return this.#fn(new Attempt(attempt, scope));
+    const child = openChild(scope, { name: `${scope.name} attempt ${String(attempt)}`, timeoutMs: attemptTimeout });
+    return runScoped(child, (s) => this.#fn(new Attempt(attempt, s)));
   }
 
   /** The server's `retryAfter`, else the backoff delay — capped by `maxMs`. */
   #delayFor(error: unknown, attempt: number): number {
-    const { plan } = this;
+    const plan = this.#plan;
     const asked = plan.retryAfter?.(error);
     const delayMs = asked === undefined ? plan.delay(attempt, this.#previousDelay) : asked;
-    assertDuration(asked === undefined ? 'backoff(attempt)' : 'retryAfter(error)', delayMs);
+    if (typeof delayMs !== 'number' || !(delayMs >= 0)) {
+      const source = asked === undefined ? 'backoff(attempt)' : 'retryAfter(error)';
+      throw new TypeError(
+        `Expected \`${source}\` to return a non-negative number of milliseconds, got ${describe(delayMs)}; ` +
+          `the attempt's error is the cause`,
+        { cause: error },
+      );
+    }
     return (this.#previousDelay = Math.min(delayMs, plan.maxMs));
   }
 
-  /** The error for giving up before a wait that would pass the deadline. */
+  /**
+   * The error for giving up before a wait that would pass the deadline. It is
+   * a timeout like any other: published on `loopsafe:timeout`, naming the
+   * scope whose deadline it is.
+   */
   #gaveUp(scope: ScopeNode, error: unknown, delayMs: number, remaining: number): TimeoutError {
-    const owner = scope._deadlineOwner;
-    return new TimeoutError(
-      `Retry "${scope.name}" gave up after ${String(this.attempts)} attempt(s): waiting ${String(delayMs)} ms ` +
-        `would pass the deadline of scope "${owner.name}" (${String(remaining)} ms left)`,
-      { scopeName: owner.name, timeoutMs: owner._timeoutMs, cause: error },
+    const owner = scope.deadlineScope;
+    const gaveUp = createDeferred(
+      () =>
+        new TimeoutError(
+          `Retry "${scope.name}" gave up after ${String(this.attempts)} attempt(s): waiting ${String(delayMs)} ms ` +
+            `would pass the deadline of scope "${owner.name}" (${String(remaining)} ms left)`,
+          { scopeName: owner.name, timeoutMs: owner.timeoutMs, cause: error },
+        ),
     );
+    publishTimeout(owner.name, owner.timeoutMs, gaveUp, owner);
+    return gaveUp;
   }
 
-  /** The retry's own deadline passed: its TimeoutError, with the last failure as `cause`. */
-  timedOut(error: unknown): never {
-    const { scope } = this;
-    if (scope === undefined || !(scope._timedOut && error === scope._reason && this.failed)) throw error;
-    throw new TimeoutError(
-      `Retry "${scope.name}" timed out after ${String(scope._timeoutMs)} ms (${String(this.attempts)} attempt(s))`,
-      { scopeName: scope.name, timeoutMs: scope._timeoutMs, cause: this.lastError },
+  /**
+   * The error the retry's own deadline cancels it with — the one its caller
+   * receives and `loopsafe:timeout` publishes: a TimeoutError whose `cause`
+   * is the last failed attempt's error.
+   */
+  timeoutError(scope: ScopeNode): TimeoutError {
+    if (!this.failed) return newTimeoutError(scope.name, scope.timeoutMs);
+    return createDeferred(
+      () =>
+        new TimeoutError(
+          `Retry "${scope.name}" timed out after ${String(scope.timeoutMs)} ms (${String(this.attempts)} attempt(s))`,
+          { scopeName: scope.name, timeoutMs: scope.timeoutMs, cause: this.lastError },
+        ),
     );
   }
 }
@@ -405,10 +442,11 @@ export function retry<T>(
 ): Promise<Awaited<T>> {
   assertFunction('fn', fn);
   const plan = readPlan(options);
-  const parent = ambient.getStore();
-  const clock = options?.clock ?? parent?._clock ?? systemClock;
+  const parent = ambientScope();
+  const clock = clockFor(options?.clock, parent);
   const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
   const name = options?.name ?? (fn.name || 'retry');
+  const loop = new RetryLoop(fn, plan, clock, name);
   if (
     parent === undefined &&
     timeout === Number.POSITIVE_INFINITY &&
@@ -416,31 +454,19 @@ export function retry<T>(
     plan.attemptTimeout === undefined
   ) {
     // Nothing can cancel this retry (no deadline, no signal, no enclosing scope): open no scope.
-    return runUnscoped(new RetryLoop(fn, plan, undefined, clock, name)) as Promise<Awaited<T>>;
+    try {
+      return Promise.resolve(loop.run());
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
-  const scope = new ScopeNode({
+  const scope = openScope({
     name,
-    clock,
-    parent,
-    deadline: clock.now() + timeout,
     timeoutMs: timeout,
     signal: options?.signal,
+    clock,
+    timeoutError: (s) => loop.timeoutError(s),
   });
-  const loop = new RetryLoop(fn, plan, scope, clock, name);
-  const outcome = runScoped(scope, () => loop.run()) as Promise<Awaited<T>>;
-  // Without a timeout of its own, the scope can never time out: skip the handler.
-  return timeout === Number.POSITIVE_INFINITY
-    ? outcome
-    : outcome.then(undefined, (error: unknown) => loop.timedOut(error));
-}
-
-/** Runs a retry that opens no scope of its own, settling as `runScoped` would. */
-function runUnscoped<T>(loop: RetryLoop<T>): Promise<T> {
-  let result: T | PromiseLike<T>;
-  try {
-    result = loop.run();
-  } catch (error) {
-    return Promise.reject(error as Error).then(undefined, rethrowAtCaller);
-  }
-  return isPromiseLike(result) ? Promise.resolve(result).then(undefined, rethrowAtCaller) : Promise.resolve(result);
+  loop.scope = scope;
+  return runScoped(scope, () => loop.run()) as Promise<Awaited<T>>;
 }

@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { systemClock, type Clock } from './clock.js';
-import { runScoped } from './internal/run-scoped.js';
-import { ambient, openScopes, overdueScopes, ScopeNode, stackCapture } from './internal/scope-node.js';
+import type { Clock } from './clock.js';
+import { ambientScope, openScope, openScopes, runScoped, setStackCapture } from './internal/engine/index.js';
 import {
   assertClock,
   assertDuration,
@@ -108,24 +107,6 @@ function readOptions(fnName: string, options: ScopeOptions | undefined): ScopeOp
   return options;
 }
 
-function openScope(
-  options: ScopeOptions,
-  defaultName: string,
-  toDeadline: (clock: Clock) => { deadline: number; timeoutMs: number },
-): ScopeNode {
-  const parent = ambient.getStore();
-  const clock = options.clock ?? parent?._clock ?? systemClock;
-  const { deadline, timeoutMs } = toDeadline(clock);
-  return new ScopeNode({
-    name: options.name ?? defaultName,
-    clock,
-    parent,
-    deadline,
-    timeoutMs,
-    signal: options.signal,
-  });
-}
-
 /**
  * Runs `fn(scope)` inside a child of the current scope whose deadline is
  * `timeoutMs` from now (or the enclosing deadline, if that comes first).
@@ -168,10 +149,12 @@ export function withTimeout<T>(
   assertDuration('timeoutMs', timeoutMs);
   assertFunction('fn', fn);
   const opts = readOptions('withTimeout', options);
-  const scope = openScope(opts, fn.name || 'withTimeout', (clock) => ({
-    deadline: clock.now() + timeoutMs,
+  const scope = openScope({
+    name: opts.name ?? (fn.name || 'withTimeout'),
     timeoutMs,
-  }));
+    signal: opts.signal,
+    clock: opts.clock,
+  });
   return runScoped(scope, fn) as Promise<Awaited<T>>;
 }
 
@@ -207,7 +190,12 @@ export function withDeadline<T>(
   assertDeadline(deadline);
   assertFunction('fn', fn);
   const opts = readOptions('withDeadline', options);
-  const scope = openScope(opts, fn.name || 'withDeadline', (clock) => toClockDeadline(deadline, clock));
+  const scope = openScope({
+    name: opts.name ?? (fn.name || 'withDeadline'),
+    deadline,
+    signal: opts.signal,
+    clock: opts.clock,
+  });
   return runScoped(scope, fn) as Promise<Awaited<T>>;
 }
 
@@ -223,12 +211,6 @@ function assertDeadline(deadline: unknown): asserts deadline is number | Date {
     );
   }
   if (Number.isNaN(deadline)) throw new RangeError('Expected `deadline` to be a time on the clock, got NaN');
-}
-
-function toClockDeadline(deadline: number | Date, clock: Clock): { deadline: number; timeoutMs: number } {
-  const now = clock.now();
-  const at = deadline instanceof Date ? now + (deadline.getTime() - Date.now()) : deadline;
-  return { deadline: at, timeoutMs: Math.max(0, at - now) };
 }
 
 /**
@@ -270,13 +252,14 @@ export interface TimeoutContextOptions {
 export function timeoutContext(timeoutMs: number, options?: TimeoutContextOptions): Scope {
   assertDuration('timeoutMs', timeoutMs);
   const opts = readOptions('timeoutContext', options);
-  const scope = openScope(opts, 'timeoutContext', (clock) => ({ deadline: clock.now() + timeoutMs, timeoutMs }));
-  scope._disposable = true;
-  if (scope._aborted) scope._exit();
+  const scope = openScope({ name: opts.name ?? 'timeoutContext', timeoutMs, signal: opts.signal, clock: opts.clock });
+  scope.makeDisposable();
+  // A cancelled context has nothing left to own: it closes, as a disposed one does.
+  if (scope.cancelled) scope.exit();
   else
-    scope._onAbort = () => {
-      scope._exit();
-    };
+    scope.onAbort(() => {
+      scope.exit();
+    });
   return scope;
 }
 
@@ -301,11 +284,17 @@ export function timeoutContext(timeoutMs: number, options?: TimeoutContextOption
  * ```
  */
 export function currentScope(): Scope | undefined {
-  return ambient.getStore();
+  return ambientScope();
 }
 
 /**
  * The ambient scope's signal, for APIs that take one: `fetch(url, { signal: currentSignal() })`.
+ *
+ * It is a loopsafe call like any other: read in a callback that runs after
+ * its scope was left (a timer, an event handler started inside it), it links
+ * that scope into the tree again, so the signal still aborts at the scope's
+ * deadline or when an enclosing scope is cancelled, and the `fetch` it is
+ * handed is bounded too.
  *
  * @returns The current scope's signal, or `undefined` outside any scope.
  * @category Scopes
@@ -321,7 +310,7 @@ export function currentScope(): Scope | undefined {
  * ```
  */
 export function currentSignal(): AbortSignal | undefined {
-  return ambient.getStore()?.signal;
+  return ambientScope()?.signal;
 }
 
 /**
@@ -370,9 +359,7 @@ export interface PendingScope {
  */
 export function captureScopeStacks(enabled = true): boolean {
   assertOptionalBoolean('enabled', enabled);
-  const previous = stackCapture.enabled;
-  stackCapture.enabled = enabled;
-  return previous;
+  return setStackCapture(enabled);
 }
 
 /**
@@ -396,23 +383,13 @@ export function captureScopeStacks(enabled = true): boolean {
  * ```
  */
 export function pendingScopes(): PendingScope[] {
-  const scopes = [...openScopes];
-  for (const ref of overdueScopes) {
-    const scope = ref.deref();
-    if (scope !== undefined) scopes.push(scope);
-  }
-  scopes.sort((a, b) => a.createdAt - b.createdAt);
-  const list: PendingScope[] = [];
-  for (const scope of scopes) {
-    list.push({
-      name: scope.name,
-      ageMs: scope._clock.now() - scope.createdAt,
-      remainingMs: scope.remaining(),
-      overdue: scope._aborted || scope.expired,
-      parent: scope.parent?.name,
-      scope,
-      stack: scope._origin?.stack,
-    });
-  }
-  return list;
+  return openScopes().map((scope) => ({
+    name: scope.name,
+    ageMs: scope.clock.now() - scope.createdAt,
+    remainingMs: scope.remaining(),
+    overdue: scope.cancelled || scope.expired,
+    parent: scope.parent?.name,
+    scope,
+    stack: scope.origin,
+  }));
 }

@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { systemClock, type Clock } from './clock.js';
-import { createTimeoutError, rethrowAtCaller } from './errors.js';
-import { CancelNode, linkNode } from './internal/cancel-node.js';
-import { ambient } from './internal/scope-node.js';
+import type { Clock } from './clock.js';
+import { ambientScope, clockFor, LeafWait, openScope, runScoped, type ScopeNode } from './internal/engine/index.js';
+import { newTimeoutError } from './internal/engine/timeout-error.js';
+import { publishTimeout } from './internal/publish.js';
+import { rejectedAtCaller } from './internal/stacks.js';
 import {
   assertClock,
   assertCount,
@@ -49,6 +50,10 @@ export interface Permit extends Disposable {
 
 const ACQUIRE_OPTIONS = new Set(['signal', 'timeout', 'clock']);
 
+/** The semaphore's own operations, for its permits and waiters (set in its static block). */
+let release: (semaphore: Semaphore) => void;
+let dequeue: (semaphore: Semaphore, waiter: Waiter) => void;
+
 class SemaphorePermit implements Permit {
   #owner: Semaphore | undefined;
 
@@ -64,7 +69,7 @@ class SemaphorePermit implements Permit {
     const owner = this.#owner;
     if (owner === undefined) return;
     this.#owner = undefined;
-    owner._release();
+    release(owner);
   }
 
   [Symbol.dispose](): void {
@@ -72,45 +77,40 @@ class SemaphorePermit implements Permit {
   }
 }
 
-/** A queued `acquire`: a node of the semaphore's FIFO list and of the cancellation tree. */
-class Waiter extends CancelNode {
-  _prev: Waiter | undefined = undefined;
-  _next: Waiter | undefined = undefined;
-  _queued = false;
+/** A queued `acquire`: a node of the semaphore's FIFO list and a leaf of the cancellation tree. */
+class Waiter extends LeafWait<Permit> {
+  prev: Waiter | undefined = undefined;
+  next: Waiter | undefined = undefined;
+  queued = false;
   readonly #semaphore: Semaphore;
   readonly #timeoutMs: number;
-  readonly #resolve: (permit: Permit) => void;
-  readonly #reject: (reason: unknown) => void;
 
   constructor(
     semaphore: Semaphore,
     clock: Clock,
+    scope: ScopeNode | undefined,
+    signal: AbortSignal | undefined,
     timeoutMs: number,
-    resolve: (permit: Permit) => void,
-    reject: (reason: unknown) => void,
   ) {
-    super(clock);
+    super({ clock, scope, signal, timeoutMs });
     this.#semaphore = semaphore;
     this.#timeoutMs = timeoutMs;
-    this.#resolve = resolve;
-    this.#reject = reject;
   }
 
   /** Hands the waiter a permit: its timer and listeners are gone before it resolves. */
-  _grant(permit: Permit): void {
-    this._detach();
-    this.#resolve(permit);
+  grant(permit: Permit): void {
+    this.fulfil(permit);
   }
 
-  _onDeadline(): void {
-    this._detach();
-    this.#semaphore._dequeue(this);
-    this.#reject(createTimeoutError('Semaphore.acquire', this.#timeoutMs));
+  protected onDeadline(): void {
+    dequeue(this.#semaphore, this);
+    const error = newTimeoutError('Semaphore.acquire', this.#timeoutMs);
+    publishTimeout('Semaphore.acquire', this.#timeoutMs, error, undefined);
+    this.fail(error);
   }
 
-  _onCancel(reason: unknown): void {
-    this.#semaphore._dequeue(this);
-    this.#reject(reason);
+  protected override withdraw(): void {
+    dequeue(this.#semaphore, this);
   }
 }
 
@@ -159,6 +159,15 @@ export class Semaphore {
   #tail: Waiter | undefined = undefined;
   #waiting = 0;
 
+  static {
+    release = (semaphore) => {
+      semaphore.#release();
+    };
+    dequeue = (semaphore, waiter) => {
+      semaphore.#dequeue(waiter);
+    };
+  }
+
   /**
    * @param permits - How many holders at once: an integer ≥ 1, or `Infinity`.
    * @throws `TypeError`/`RangeError` (synchronously) for anything else.
@@ -196,7 +205,7 @@ export class Semaphore {
    *
    * @param options - `signal`, `timeout`, `clock`.
    * @returns The permit; release it (or dispose it with `using`) when done.
-   * @throws the signal's reason (rejection) when `signal` aborts first; the ambient scope's {@link TimeoutError} when its deadline passes first; a {@link TimeoutError} named `'Semaphore.acquire'` at `timeout`.
+   * @throws the signal's reason (rejection) when `signal` aborts first; the ambient scope's {@link TimeoutError} when its deadline passes first; a {@link TimeoutError} named `'Semaphore.acquire'` at `timeout` (published on `loopsafe:timeout`).
    * @throws `TypeError`/`RangeError` (synchronously) for a bad option.
    */
   acquire(options?: AcquireOptions): Promise<Permit> {
@@ -206,74 +215,82 @@ export class Semaphore {
     const signal = options?.signal;
     assertSignal('signal', signal);
     assertClock('clock', options?.clock);
-    const parent = ambient.getStore();
-    if (signal?.aborted === true) return Promise.reject(signal.reason as Error).then(undefined, rethrowAtCaller);
-    if (parent !== undefined) {
-      parent._expireIfDue();
-      if (parent._aborted) return Promise.reject(parent._reason as Error).then(undefined, rethrowAtCaller);
+    if (signal?.aborted === true) return rejectedAtCaller(signal.reason);
+    const scope = ambientScope();
+    if (scope !== undefined) {
+      // A free permit is no reason to go on past the deadline or after a cancellation.
+      try {
+        scope.check();
+      } catch (reason) {
+        return Promise.reject(reason);
+      }
     }
     const permit = this.tryAcquire();
     if (permit !== undefined) return Promise.resolve(permit);
-    const clock = options?.clock ?? parent?._clock ?? systemClock;
-    return new Promise<Permit>((resolve, reject) => {
-      const waiter = new Waiter(this, clock, timeout, resolve, reject);
-      waiter._timerAt = clock.now() + timeout;
-      const born = linkNode(waiter, parent, signal);
-      if (born !== undefined) reject(born.reason);
-      else this.#enqueue(waiter);
-    }).then(undefined, rethrowAtCaller);
+    const waiter = new Waiter(this, clockFor(options?.clock, scope), scope, signal, timeout);
+    if (waiter.begin()) this.#enqueue(waiter);
+    return waiter.promise;
   }
 
   /**
-   * Runs `fn` while holding a permit, and releases it when `fn` settles.
+   * Runs `fn` while holding a permit, and releases it when `fn`'s work
+   * settles. `fn` runs in a child scope of the ambient one, named
+   * `'Semaphore.run'`: at the enclosing deadline the caller is released with
+   * its TimeoutError even if `fn` ignores its signal, but the permit stays held
+   * until `fn`'s work really settles — the limit bounds the work that is
+   * running — and `watchStalls` reports it meanwhile.
    *
    * @param fn - The work; may be sync or async.
    * @param options - `signal`, `timeout`, `clock` for the wait (not for `fn`).
    * @returns `fn`'s result.
-   * @throws whatever {@link Semaphore.acquire} or `fn` throws (rejection).
+   * @throws whatever {@link Semaphore.acquire} or `fn` throws; the ambient scope's reason when it ends first (rejection).
    */
   run<T>(fn: () => T | PromiseLike<T>, options?: AcquireOptions): Promise<Awaited<T>> {
     assertFunction('fn', fn);
-    return this.acquire(options).then(async (permit): Promise<Awaited<T>> => {
-      try {
-        return await fn();
-      } finally {
-        permit.release();
-      }
+    return this.acquire(options).then((permit) => {
+      const scope = openScope({ name: 'Semaphore.run' });
+      if (scope.cancelled) permit.release();
+      return runScoped(scope, async (): Promise<Awaited<T>> => {
+        try {
+          return await fn();
+        } finally {
+          permit.release();
+        }
+      });
     });
   }
 
-  /** A permit came back: it goes to the longest waiter, or back to the pool. @internal */
-  _release(): void {
+  /** A permit came back: it goes to the longest waiter, or back to the pool. */
+  #release(): void {
     const waiter = this.#head;
     if (waiter === undefined) {
       this.#available++;
       return;
     }
-    this._dequeue(waiter);
-    waiter._grant(new SemaphorePermit(this));
+    this.#dequeue(waiter);
+    waiter.grant(new SemaphorePermit(this));
   }
 
   #enqueue(waiter: Waiter): void {
-    waiter._queued = true;
-    waiter._prev = this.#tail;
+    waiter.queued = true;
+    waiter.prev = this.#tail;
     if (this.#tail === undefined) this.#head = waiter;
-    else this.#tail._next = waiter;
+    else this.#tail.next = waiter;
     this.#tail = waiter;
     this.#waiting++;
   }
 
-  /** Unlinks a waiter from the queue in O(1). @internal */
-  _dequeue(waiter: Waiter): void {
-    if (!waiter._queued) return;
-    waiter._queued = false;
-    const { _prev: prev, _next: next } = waiter;
+  /** Unlinks a waiter from the queue in O(1). */
+  #dequeue(waiter: Waiter): void {
+    if (!waiter.queued) return;
+    waiter.queued = false;
+    const { prev, next } = waiter;
     if (prev === undefined) this.#head = next;
-    else prev._next = next;
+    else prev.next = next;
     if (next === undefined) this.#tail = prev;
-    else next._prev = prev;
-    waiter._prev = undefined;
-    waiter._next = undefined;
+    else next.prev = prev;
+    waiter.prev = undefined;
+    waiter.next = undefined;
     this.#waiting--;
   }
 }

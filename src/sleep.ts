@@ -3,10 +3,8 @@
  *
  * @module
  */
-import { systemClock, type Clock } from './clock.js';
-import { rethrowAtCaller } from './errors.js';
-import { CancelNode, linkNode } from './internal/cancel-node.js';
-import { ambient } from './internal/scope-node.js';
+import type { Clock } from './clock.js';
+import { ambientScope, clockFor, LeafWait } from './internal/engine/index.js';
 import {
   assertClock,
   assertDuration,
@@ -26,7 +24,8 @@ export interface SleepOptions {
   /** @defaultValue the ambient scope's clock, else {@link systemClock} */
   clock?: Clock | undefined;
   /**
-   * Let the process exit while sleeping (the timer is `unref`'d).
+   * Let the process exit while sleeping: the sleep does not keep it alive —
+   * inside a scope too, once the scope's own function has finished.
    * @defaultValue `false`
    */
   unref?: boolean | undefined;
@@ -34,23 +33,10 @@ export interface SleepOptions {
 
 const SLEEP_OPTIONS = new Set(['signal', 'clock', 'unref']);
 
-class Sleeper extends CancelNode {
-  readonly #resolve: () => void;
-  readonly #reject: (reason: unknown) => void;
-
-  constructor(clock: Clock, resolve: () => void, reject: (reason: unknown) => void) {
-    super(clock);
-    this.#resolve = resolve;
-    this.#reject = reject;
-  }
-
-  _onDeadline(): void {
-    this._detach();
-    this.#resolve();
-  }
-
-  _onCancel(reason: unknown): void {
-    this.#reject(reason);
+/** A sleep: its own deadline is the end of the sleep, not a timeout. */
+class Sleep extends LeafWait<undefined> {
+  protected onDeadline(): void {
+    this.fulfil(undefined);
   }
 }
 
@@ -62,10 +48,13 @@ class Sleeper extends CancelNode {
  * - Inside a scope whose deadline comes first, stops at that deadline and
  *   rejects with the scope's {@link TimeoutError} instead of sleeping past it.
  * - Delays above 2^31−1 ms are chunked (Node would fire them after 1 ms);
- *   `Infinity` sleeps until aborted. A timer that fires early is re-armed, so
- *   the sleep never ends earlier than Node's 1 ms timer resolution allows.
+ *   `Infinity` sleeps until aborted.
  * - `safeSleep(0)` waits for a full timer turn, so timers that expired while
  *   the event loop was blocked run first.
+ * - The sleep ends when its timer fires, even if the clock's `now()` reads a
+ *   little earlier: Node timers may fire up to 1 ms early, and fake-timer tools
+ *   (`node:test`'s `mock.timers`, `@sinonjs/fake-timers`, vitest's and jest's)
+ *   fire timers without moving `performance.now()`.
  *
  * @param ms - Milliseconds to sleep: a non-negative number or `Infinity`.
  * @param options - `signal`, `clock`, `unref`.
@@ -90,20 +79,19 @@ class Sleeper extends CancelNode {
 export function safeSleep(ms: number, options?: SleepOptions): Promise<void> {
   assertDuration('ms', ms);
   assertOptions('safeSleep', options, SLEEP_OPTIONS);
-  const signal = options?.signal;
-  const unref = options?.unref;
+  let signal: AbortSignal | undefined;
+  let clock: Clock | undefined;
+  let ref = true;
   if (options !== undefined) {
+    signal = options.signal;
+    clock = options.clock;
     assertSignal('signal', signal);
-    assertClock('clock', options.clock);
-    assertOptionalBoolean('unref', unref);
+    assertClock('clock', clock);
+    assertOptionalBoolean('unref', options.unref);
+    ref = options.unref !== true;
   }
-  const parent = ambient.getStore();
-  const clock = options?.clock ?? parent?._clock ?? systemClock;
-  return new Promise<void>((resolve, reject) => {
-    const sleeper = new Sleeper(clock, resolve, reject);
-    sleeper._timerAt = clock.now() + ms;
-    sleeper._unref = unref === true;
-    const born = linkNode(sleeper, parent, signal);
-    if (born !== undefined) reject(born.reason);
-  }).then(undefined, rethrowAtCaller);
+  const scope = ambientScope();
+  const sleep = new Sleep({ clock: clockFor(clock, scope), scope, signal, timeoutMs: ms, ref });
+  sleep.begin();
+  return sleep.promise;
 }

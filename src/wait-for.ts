@@ -3,12 +3,21 @@
  *
  * @module
  */
-import { systemClock, type Clock } from './clock.js';
-import { createTimeoutError, rethrowAtCaller, type TimeoutError } from './errors.js';
-import { CancelNode, linkNode } from './internal/cancel-node.js';
+import type { Clock } from './clock.js';
+import type { TimeoutError } from './errors.js';
+import {
+  ambientScope,
+  clockFor,
+  enterScope,
+  LeafWait,
+  openScope,
+  runScoped,
+  waitBounded,
+  type ScopeNode,
+} from './internal/engine/index.js';
+import { newTimeoutError } from './internal/engine/timeout-error.js';
 import { publishTimeout } from './internal/publish.js';
-import { runScoped } from './internal/run-scoped.js';
-import { ambient, ScopeNode } from './internal/scope-node.js';
+import { absorb } from './internal/stacks.js';
 import {
   assertClock,
   assertDuration,
@@ -127,66 +136,57 @@ export function safeWaitFor<T, F = never>(
   return waitForPromise(task, timeout, options);
 }
 
-class PromiseWaiter<T> extends CancelNode {
+type Fallback<F> = (error: TimeoutError) => F | PromiseLike<F>;
+
+/** A wait for a promise: its own deadline is a timeout (or the fallback's turn). */
+class PromiseWait<T> extends LeafWait<T> {
   readonly #name: string;
   readonly #timeoutMs: number;
-  readonly #resolve: (value: T | PromiseLike<T>) => void;
-  readonly #reject: (reason: unknown) => void;
-  readonly #fallback: ((error: TimeoutError) => T | PromiseLike<T>) | undefined;
-  #settled = false;
+  readonly #scope: ScopeNode | undefined;
+  readonly #fallback: Fallback<T> | undefined;
 
   constructor(
     clock: Clock,
+    scope: ScopeNode | undefined,
+    signal: AbortSignal | undefined,
     name: string,
     timeoutMs: number,
-    resolve: (value: T | PromiseLike<T>) => void,
-    reject: (reason: unknown) => void,
-    fallback: ((error: TimeoutError) => T | PromiseLike<T>) | undefined,
+    fallback: Fallback<T> | undefined,
   ) {
-    super(clock);
+    super({ clock, scope, signal, timeoutMs });
     this.#name = name;
     this.#timeoutMs = timeoutMs;
-    this.#resolve = resolve;
-    this.#reject = reject;
+    this.#scope = scope;
     this.#fallback = fallback;
   }
 
-  _fulfil(value: T): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this._detach();
-    this.#resolve(value);
+  start(task: PromiseLike<T>): Promise<T> {
+    // A thenable is adopted as `await` would adopt it; a native promise as it is.
+    const work = task instanceof Promise ? (task as Promise<T>) : Promise.resolve(task);
+    if (this.begin()) this.follow(work);
+    else absorb(work);
+    return this.promise;
   }
 
-  _fail(error: unknown): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this._detach();
-    this.#reject(error);
-  }
-
-  _onDeadline(): void {
-    const error = createTimeoutError(this.#name, this.#timeoutMs);
+  protected onDeadline(): void {
+    const error = newTimeoutError(this.#name, this.#timeoutMs);
     publishTimeout(this.#name, this.#timeoutMs, error, undefined);
     const fallback = this.#fallback;
     if (fallback === undefined) {
-      this._fail(error);
+      this.fail(error);
       return;
     }
-    if (this.#settled) return;
-    this.#settled = true;
-    this._detach();
+    // The fallback runs in the caller's scope and stays bounded by it: the
+    // wait stays in the tree until the fallback's outcome settles it.
+    let result: T | Promise<T>;
     try {
-      this.#resolve(fallback(error));
+      result = enterScope(this.#scope, fallback, error);
     } catch (fallbackError) {
-      this.#reject(fallbackError);
+      this.fail(fallbackError);
+      return;
     }
-  }
-
-  _onCancel(reason: unknown): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#reject(reason);
+    if (result instanceof Promise) this.follow(result);
+    else this.fulfil(result);
   }
 }
 
@@ -195,34 +195,17 @@ function waitForPromise<T, F>(
   timeout: number,
   options: WaitForOptions<F> | undefined,
 ): Promise<Awaited<T> | Awaited<F>> {
-  const parent = ambient.getStore();
-  const clock = options?.clock ?? parent?._clock ?? systemClock;
   type R = Awaited<T> | Awaited<F>;
-  return new Promise<R>((resolve, reject) => {
-    const waiter = new PromiseWaiter<R>(
-      clock,
-      options?.name ?? 'safeWaitFor',
-      timeout,
-      resolve,
-      reject,
-      options?.fallback as ((error: TimeoutError) => R | PromiseLike<R>) | undefined,
-    );
-    waiter._timerAt = clock.now() + timeout;
-    const born = linkNode(waiter, parent, options?.signal);
-    if (born !== undefined) {
-      waiter._onCancel(born.reason);
-      Promise.resolve(task).then(undefined, () => undefined);
-      return;
-    }
-    Promise.resolve(task).then(
-      (value) => {
-        waiter._fulfil(value);
-      },
-      (error: unknown) => {
-        waiter._fail(error);
-      },
-    );
-  }).then(undefined, rethrowAtCaller);
+  const scope = ambientScope();
+  const wait = new PromiseWait<R>(
+    clockFor(options?.clock, scope),
+    scope,
+    options?.signal,
+    options?.name ?? 'safeWaitFor',
+    timeout,
+    options?.fallback as Fallback<R> | undefined,
+  );
+  return wait.start(task as PromiseLike<R>);
 }
 
 function waitForFunction<T, F>(
@@ -230,22 +213,21 @@ function waitForFunction<T, F>(
   timeout: number,
   options: WaitForOptions<F> | undefined,
 ): Promise<Awaited<T> | Awaited<F>> {
-  const parent = ambient.getStore();
-  const clock = options?.clock ?? parent?._clock ?? systemClock;
-  const scope = new ScopeNode({
+  const enclosing = ambientScope();
+  const scope = openScope({
     name: options?.name ?? (task.name || 'safeWaitFor'),
-    clock,
-    parent,
-    deadline: clock.now() + timeout,
     timeoutMs: timeout,
     signal: options?.signal,
+    clock: options?.clock,
   });
   const outcome = runScoped(scope, (s) => task(s.signal));
   const fallback = options?.fallback;
   if (fallback === undefined) return outcome as Promise<Awaited<T>>;
   return outcome.then(undefined, (error: unknown) => {
     // Only this wait's own timeout falls back; a caller abort or an enclosing deadline does not.
-    if (scope._timedOut && error === scope._reason) return fallback(error as TimeoutError);
-    throw error;
+    if (!(scope.timedOut && error === scope.reason)) throw error;
+    const result = enterScope(enclosing, fallback, error as TimeoutError);
+    // The fallback is bounded by what still bounds the caller.
+    return result instanceof Promise ? waitBounded(result, enclosing, options?.signal) : result;
   }) as Promise<Awaited<T> | Awaited<F>>;
 }

@@ -5,10 +5,11 @@
  *
  * @module
  */
-import { systemClock, type Clock } from './clock.js';
+import type { Clock } from './clock.js';
 import { TimeoutError } from './errors.js';
-import { runScoped } from './internal/run-scoped.js';
-import { ambient, ScopeNode } from './internal/scope-node.js';
+import { openScope, runScoped } from './internal/engine/index.js';
+import { newTimeoutError } from './internal/engine/timeout-error.js';
+import { createDeferred } from './internal/stacks.js';
 import {
   assertClock,
   assertDuration,
@@ -19,7 +20,7 @@ import {
   describe,
 } from './internal/validate.js';
 import { assertRetryOptions, retry, type RetryOptions } from './retry.js';
-import { Semaphore, type Permit } from './semaphore.js';
+import { Semaphore } from './semaphore.js';
 
 /**
  * The policy applied to every call of a function wrapped by
@@ -125,20 +126,32 @@ function invoke<This, Args extends unknown[], R>(
   self: This,
   args: Args,
 ): Promise<Awaited<R>> {
-  const parent = ambient.getStore();
-  const clock = plan.clock ?? parent?._clock ?? systemClock;
   const { name, timeout } = plan;
-  const scope = new ScopeNode({
-    name,
-    clock,
-    parent,
-    deadline: clock.now() + timeout,
-    timeoutMs: timeout,
-    signal: plan.signal,
-  });
   const retryOptions = plan.retry;
   let lastFailure: { error: unknown } | undefined;
-  const attempt =
+  const scope = openScope({
+    name,
+    timeoutMs: timeout,
+    signal: plan.signal,
+    clock: plan.clock,
+    // The call's own deadline cut a retry short: like retry's own timeout, its error says what failed last.
+    timeoutError:
+      retryOptions === undefined
+        ? undefined
+        : (s) => {
+            const failure = lastFailure;
+            if (failure === undefined) return newTimeoutError(s.name, s.timeoutMs);
+            return createDeferred(
+              () =>
+                new TimeoutError(`Scope "${name}" timed out after ${String(timeout)} ms while retrying`, {
+                  scopeName: name,
+                  timeoutMs: timeout,
+                  cause: failure.error,
+                }),
+            );
+          },
+  });
+  const call =
     retryOptions === undefined
       ? (): R | PromiseLike<R> => fn.apply(self, args)
       : (): Promise<Awaited<R>> =>
@@ -150,37 +163,22 @@ function invoke<This, Args extends unknown[], R>(
               return retryOptions.onRetry?.(event);
             },
           });
-  let outcome: Promise<Awaited<R>>;
-  if (semaphore === undefined) {
-    outcome = runScoped(scope, attempt) as Promise<Awaited<R>>;
-  } else {
-    const limit = semaphore;
-    let permit: Permit | undefined;
-    let settled = false;
-    outcome = runScoped(scope, async () => {
-      const granted = await limit.acquire();
-      // The call may have ended (deadline, cancel) between the grant and now.
-      if (settled) {
-        granted.release();
-        return undefined as Awaited<R>;
-      }
-      permit = granted;
-      return attempt();
-    }).finally(() => {
-      // Released exactly once, when the call settles — before its promise does.
-      settled = true;
-      permit?.release();
-    }) as Promise<Awaited<R>>;
-  }
-  if (retryOptions === undefined || timeout === Number.POSITIVE_INFINITY) return outcome;
-  return outcome.then(undefined, (error: unknown) => {
-    // The call's own deadline cut a retry short: like retry's own timeout, say what failed last.
-    if (lastFailure === undefined || !scope._timedOut || error !== scope._reason) throw error;
-    throw new TimeoutError(`Scope "${name}" timed out after ${String(timeout)} ms while retrying`, {
-      scopeName: name,
-      timeoutMs: timeout,
-      cause: lastFailure.error,
-    });
+  if (semaphore === undefined) return runScoped(scope, call) as Promise<Awaited<R>>;
+  // The call's scope is owned by its work, which holds the permit until it settles — also past the
+  // deadline, when it ignores its signal: the caller is released at the deadline, the limit counts
+  // the work still running, and the stall watchdog reports the call.
+  return runScoped(scope, async (): Promise<Awaited<R>> => {
+    const permit = await semaphore.acquire();
+    // The deadline may have passed between the grant and now: then the work does not start.
+    if (scope.cancelled) {
+      permit.release();
+      throw scope.reason;
+    }
+    try {
+      return await call();
+    } finally {
+      permit.release();
+    }
   });
 }
 
@@ -202,9 +200,10 @@ function nameLike(target: (...args: never[]) => unknown, from: (...args: never[]
  *   When that timeout cuts the retries short, the TimeoutError's `cause` is
  *   the last failure.
  * - `concurrency`: calls beyond the limit wait their turn (FIFO); the wait
- *   counts against the call's deadline. The permit is released when the call
- *   settles — also when its deadline passes and `fn` ignores its signal, so a
- *   stuck call cannot shrink the limit forever (`watchStalls` reports it).
+ *   counts against the call's deadline. The limit bounds the work that is
+ *   really running: a call whose deadline passed while `fn` ignores its
+ *   signal releases its caller on time (with its TimeoutError) but keeps its
+ *   permit until `fn`'s work settles, and `watchStalls` reports it.
  * - `name`: the scope's name, in errors, `pendingScopes()` and diagnostics.
  *
  * The wrapper keeps `fn`'s `this`, parameters, `name` and `length`; a sync

@@ -167,6 +167,101 @@ describe('backoff()', () => {
   });
 });
 
+const JITTERS: readonly Jitter[] = ['none', 'full', 'equal', 'decorrelated'];
+const BAD_PREVIOUS: readonly [unknown, ErrorConstructor, RegExp][] = [
+  [-5, RangeError, /`previousMs`.*-5/],
+  [-Number.MIN_VALUE, RangeError, /`previousMs`.*-5e-324/],
+  [Number.NaN, RangeError, /`previousMs`.*NaN/],
+  [Number.NEGATIVE_INFINITY, RangeError, /`previousMs`.*-Infinity/],
+  ['100', TypeError, /`previousMs`.*"100"/],
+  [null, TypeError, /`previousMs`.*null/],
+  [100n, TypeError, /`previousMs`.*100n/],
+];
+
+describe('backoff(): every argument checked on every path', () => {
+  it.each(JITTERS)('the %s jitter rejects a bad previousMs, whatever the attempt and the other options', (jitter) => {
+    for (const options of [{}, { initialMs: 0 }, { initialMs: 0, maxMs: 0 }, { maxMs: Number.POSITIVE_INFINITY }]) {
+      const delay = backoff({ ...options, jitter, random: () => 0.5 });
+      for (const attempt of [1, 2, 10_000]) {
+        for (const [previousMs, type, message] of BAD_PREVIOUS) {
+          expect(() => delay(attempt, previousMs as number), `${jitter} ${String(previousMs)}`).toThrow(type);
+          expect(() => delay(attempt, previousMs as number), `${jitter} ${String(previousMs)}`).toThrow(message);
+        }
+      }
+    }
+  });
+
+  it.each(JITTERS)('the %s jitter accepts every previousMs ≥ 0 (Infinity included) and an omitted one', (jitter) => {
+    const delay = backoff({ jitter, random: () => 0.5 });
+    for (const previousMs of [undefined, 0, 1.5, 30_000, Number.POSITIVE_INFINITY]) {
+      const d = delay(3, previousMs);
+      expect(Number.isFinite(d) && d >= 0 && d <= 30_000).toBe(true);
+    }
+    // Only 'decorrelated' reads it: the other jitters give the same delay whatever it is.
+    if (jitter !== 'decorrelated') expect(delay(3, 0)).toBe(delay(3, 1e9));
+  });
+
+  it.each(JITTERS)('the %s jitter rejects a bad attempt whatever previousMs is', (jitter) => {
+    const delay = backoff({ jitter, random: () => 0.5 });
+    for (const previousMs of [undefined, 100, -5, Number.NaN]) {
+      for (const attempt of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        expect(() => delay(attempt, previousMs)).toThrow(RangeError);
+        expect(() => delay(attempt, previousMs)).toThrow(/`attempt`/);
+      }
+      expect(() => delay('1' as unknown as number, previousMs)).toThrow(TypeError);
+    }
+  });
+
+  it.each(JITTERS)('the %s jitter: null for any option is a wrong type, not the default', (jitter) => {
+    for (const key of ['initialMs', 'maxMs', 'factor', 'random'] as const) {
+      expect(() => backoff({ jitter, [key]: null }), key).toThrow(TypeError);
+      expect(() => backoff({ jitter, [key]: null }), key).toThrow(new RegExp(`\`${key}\`.*null`));
+    }
+    expect(() => backoff({ jitter: null } as never)).toThrow(/`jitter`.*null/);
+  });
+
+  it.each(JITTERS)('the %s jitter: each bad option throws, with any combination of good ones', (jitter) => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ initialMs: -1 }, /`initialMs`.*-1/],
+      [{ initialMs: Number.NaN }, /`initialMs`.*NaN/],
+      [{ maxMs: -1 }, /`maxMs`.*-1/],
+      [{ maxMs: '10' }, /`maxMs`.*"10"/],
+      [{ factor: 0.5 }, /`factor`.*0\.5/],
+      [{ factor: Number.NaN }, /`factor`.*NaN/],
+      [{ random: 'x' }, /`random`.*"x"/],
+      [{ unknown: 1 }, /Unknown option `unknown`/],
+    ];
+    for (const good of [{}, { initialMs: 0 }, { maxMs: Number.POSITIVE_INFINITY }, { factor: 1 }]) {
+      for (const [option, message] of bad) expect(() => backoff({ jitter, ...good, ...option })).toThrow(message);
+    }
+  });
+});
+
+describe('progressiveDelay(): every argument checked on every path', () => {
+  it.each(JITTERS)('the %s jitter rejects a bad previousMs synchronously, starting no timer', (jitter) => {
+    const clock = createManualClock();
+    for (const [previousMs, type, message] of BAD_PREVIOUS) {
+      const call = (): unknown =>
+        progressiveDelay(2, { jitter, previousMs: previousMs as number, clock, random: () => 0.5 });
+      expect(call, `${jitter} ${String(previousMs)}`).toThrow(type);
+      expect(call, `${jitter} ${String(previousMs)}`).toThrow(message);
+    }
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it.each(JITTERS)('the %s jitter: a bad attempt or a bad option throws whatever the other arguments are', (jitter) => {
+    const clock = createManualClock();
+    expect(() => progressiveDelay(0, { jitter, previousMs: 100, clock })).toThrow(/`attempt`.*0/);
+    expect(() => progressiveDelay(Number.NaN, { jitter, previousMs: Number.NaN, clock })).toThrow(/`attempt`.*NaN/);
+    expect(() => progressiveDelay(1, { jitter, clock, initialMs: null } as never)).toThrow(/`initialMs`.*null/);
+    expect(() => progressiveDelay(1, { jitter, clock: null } as never)).toThrow(/`clock`.*null/);
+    expect(() => progressiveDelay(1, { jitter, clock, signal: null } as never)).toThrow(/`signal`.*null/);
+    expect(() => progressiveDelay(1, { jitter, clock, maxMs: -1 })).toThrow(/`maxMs`.*-1/);
+    expect(() => progressiveDelay(1, 'fast' as never)).toThrow(/progressiveDelay.*"fast"/);
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
 describe('progressiveDelay()', () => {
   it('sleeps exactly that attempt’s delay on the clock', async () => {
     const clock = createManualClock();

@@ -254,7 +254,7 @@ describe('safeGather()', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it('runs each task in its own child scope, so the ambient deadline reaches inside', async () => {
+  it('runs its tasks inside the gather’s scope, so the ambient deadline reaches inside', async () => {
     const clock = createManualClock();
     const names: string[] = [];
     const outer = observe(
@@ -275,10 +275,32 @@ describe('safeGather()', () => {
       ),
     );
     await clock.advance(30);
-    expect(names).toEqual(['lookups[0]', 'lookups', 'request']);
+    expect(names).toEqual(['lookups', 'request', '']);
     const error = reasonOf(outer.outcome) as TimeoutError;
     expect(error.scopeName).toBe('request');
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('lists a task that ignores its signal after the gather stopped as `name[i]`, until it settles', async () => {
+    const clock = createManualClock();
+    let finish: () => void = () => undefined;
+    const ignoring = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const run = observe(
+      safeGather([() => safeSleep(5), () => ignoring, () => Promise.reject(new Error('boom'))], {
+        name: 'fan-out',
+        clock,
+      }),
+    );
+    await clock.flush();
+    expect(reasonOf(run.outcome)).toBeInstanceOf(GatherError);
+    // A task that is running normally is not listed; one still running once cancelled is.
+    const listed = () => pendingScopes().filter((s) => s.name.startsWith('fan-out'));
+    expect(listed().map((s) => [s.name, s.overdue, s.parent])).toEqual([['fan-out[1]', true, 'fan-out']]);
+    finish();
+    await clock.flush();
+    expect(listed()).toEqual([]);
   });
 
   it('leaves no listener on a long-lived caller signal: one while running, 0 after', async () => {

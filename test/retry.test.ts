@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backoff } from '../src/backoff.js';
 import { TimeoutError } from '../src/errors.js';
-import { retry, type RetryContext, type RetryEvent } from '../src/retry.js';
+import { retry, type RetryContext, type RetryEvent, type RetryOptions } from '../src/retry.js';
 import { parseRetryAfter } from '../src/retry-after.js';
 import { currentScope, pendingScopes, withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
@@ -252,10 +252,12 @@ describe('retry()', () => {
   it('cuts an attempt at attemptTimeout, aborting its signal, and retries with a fresh one', async () => {
     const clock = createManualClock();
     const contexts: RetryContext[] = [];
+    const signals: AbortSignal[] = [];
     const events: RetryEvent[] = [];
     const hung = hangs();
     const fn = (context: RetryContext) => {
       contexts.push(context);
+      signals.push(context.signal);
       expect(context.signal.aborted).toBe(false); // read it, ignore it: the hung upstream
       return context.attempt === 1 ? hung.next<string>() : Promise.resolve('second time lucky');
     };
@@ -263,7 +265,7 @@ describe('retry()', () => {
       retry(fn, { clock, attemptTimeout: 100, backoff: exact, name: 'fetch', onRetry: (e) => void events.push(e) }),
     );
     await clock.advance(100);
-    const first = contexts[0]?.signal;
+    const first = signals[0];
     expect(first?.aborted).toBe(true);
     expect(first?.reason).toBeInstanceOf(TimeoutError);
     expect((first?.reason as TimeoutError).scopeName).toBe('fetch attempt 1');
@@ -271,8 +273,8 @@ describe('retry()', () => {
     expect(run.outcome.status).toBe('pending');
     await clock.advance(100);
     expect(run.outcome).toEqual({ status: 'fulfilled', value: 'second time lucky' });
-    expect(contexts[1]?.signal.aborted).toBe(false);
-    expect(contexts[1]?.signal).not.toBe(first);
+    expect(signals[1]?.aborted).toBe(false);
+    expect(signals[1]).not.toBe(first);
     await hung.release();
     expect(contexts).toHaveLength(2);
     clean(clock);
@@ -447,7 +449,7 @@ describe('retry()', () => {
     clean(clock);
   });
 
-  it('rejects with what a hook threw, or a RangeError for a bad delay, without an unhandled rejection', async () => {
+  it("rejects with what a hook threw, or a TypeError (the attempt's error as cause) for a bad delay, without an unhandled rejection", async () => {
     const clock = createManualClock();
     const tracker = trackUnhandledRejections();
     const hookError = new Error('hook');
@@ -469,9 +471,22 @@ describe('retry()', () => {
       await runAll(clock);
       expect(reasonOf(run.outcome)).toBe(hookError);
     }
-    const bad = observe(retry(() => Promise.reject(new Error('x')), { clock, backoff: () => Number.NaN }));
-    await runAll(clock);
-    expect(reasonOf(bad.outcome)).toBeInstanceOf(RangeError);
+    const badDelays: RetryOptions[] = [
+      { backoff: () => Number.NaN },
+      { backoff: () => -1 },
+      { retryAfter: () => -5 },
+      { retryAfter: () => Number.NaN },
+      { retryAfter: () => '5' as never },
+    ];
+    for (const options of badDelays) {
+      const attemptError = new Error('x');
+      const bad = observe(retry(() => Promise.reject(attemptError), { clock, ...options }));
+      await runAll(clock);
+      const reason = reasonOf(bad.outcome) as TypeError;
+      expect(reason).toBeInstanceOf(TypeError);
+      expect(reason.message).toMatch(/`(backoff\(attempt\)|retryAfter\(error\))` to return a non-negative number/);
+      expect(reason.cause).toBe(attemptError);
+    }
     await flush();
     tracker.stop();
     expect(tracker.reasons).toEqual([]);

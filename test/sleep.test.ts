@@ -195,16 +195,23 @@ describe('safeSleep()', () => {
     expect(stepped.pending).toHaveLength(0);
   });
 
-  it('re-arms a timer that fires early instead of waking early', async () => {
+  it('ends when its timer fires, even if the clock has not moved at all (fake timers that leave now() alone)', async () => {
     const stepped = steppedClock();
     const sleeping = observe(safeSleep(100, { clock: stepped.clock }));
-    stepped.setNow(95); // the timer fires 5 ms early: more than a timer's 1 ms granularity
-    stepped.fireNext();
+    stepped.fireNext(); // now() still reads 0, as performance.now() does under mock.timers
+    await realDelay(0);
+    expect(sleeping.outcome.status).toBe('fulfilled');
+    expect(stepped.pending).toHaveLength(0);
+  });
+
+  it('re-arms only the chunks of a delay past 2^31−1 ms, from the time each chunk stood for', async () => {
+    const stepped = steppedClock();
+    const sleeping = observe(safeSleep(2 ** 31 + 5, { clock: stepped.clock }));
+    stepped.fireNext(); // the first chunk, 2^31−1 ms: the clock itself never moves
     await realDelay(0);
     expect(sleeping.outcome.status).toBe('pending');
     expect(stepped.pending).toHaveLength(1);
-    stepped.setNow(100);
-    stepped.fireNext();
+    stepped.fireNext(); // the remaining 6 ms
     await realDelay(0);
     expect(sleeping.outcome.status).toBe('fulfilled');
   });

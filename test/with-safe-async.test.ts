@@ -9,6 +9,8 @@ import { TimeoutError } from '../src/errors.js';
 import { currentScope, pendingScopes, withTimeout } from '../src/scope.js';
 import { Semaphore } from '../src/semaphore.js';
 import { safeSleep } from '../src/sleep.js';
+import type { StallMessage } from '../src/channels.js';
+import { watchStalls } from '../src/stalls.js';
 import { createManualClock } from '../src/testing.js';
 import { safeAsync, withSafeAsync } from '../src/with-safe-async.js';
 import type { defineClient } from './fixtures/decorated.js';
@@ -267,28 +269,50 @@ describe('withSafeAsync()', () => {
       expect(shared.available).toBe(1);
     });
 
-    it('releases the permit exactly once when the call settles, even if fn ignores its signal', async () => {
+    it('a call that ignores its signal is released on time but keeps its permit until its work settles', async () => {
       const clock = createManualClock();
-      const shared = new Semaphore(1);
-      const released: string[] = [];
-      const realAcquire = shared.acquire.bind(shared);
-      shared.acquire = async (options) => {
-        const permit = await realAcquire(options);
-        const release = permit.release.bind(permit);
-        permit.release = () => {
-          released.push(permit.released ? 'again' : 'release');
-          release();
-        };
-        return permit;
-      };
-      const wrapped = withSafeAsync(() => never(), { timeout: 100, concurrency: shared, clock });
-      const call = observe(wrapped());
+      const limit = new Semaphore(1);
+      let finishZombie: (value: string) => void = () => undefined;
+      const zombieWork = new Promise<string>((resolve) => {
+        finishZombie = resolve;
+      });
+      const stalls: StallMessage[] = [];
+      using watchdog = watchStalls({ clock, graceMs: 50, intervalMs: 10, onStall: (stall) => stalls.push(stall) });
+      const stuck = withSafeAsync(() => zombieWork, { name: 'stuck', timeout: 100, concurrency: limit, clock });
+      const next = withSafeAsync(() => 'next', { name: 'next', timeout: 100, concurrency: limit, clock });
+      const first = observe(stuck());
       await clock.advance(100);
-      expect(call.outcome.status).toBe('rejected');
-      expect(shared.available).toBe(1); // the zombie does not keep the slot
-      expect(released).toEqual(['release']);
-      const next = withSafeAsync(() => 'free', { concurrency: shared, clock });
-      expect(await next()).toBe('free');
+      // The caller has its TimeoutError on time …
+      expect(first.outcome.status).toBe('rejected');
+      expect(((first.outcome as { reason: unknown }).reason as TimeoutError).scopeName).toBe('stuck');
+      // … but the work still runs, so the limit still counts it.
+      expect(limit.available).toBe(0);
+      const waiting = observe(next());
+      await clock.advance(60);
+      expect(stalls.map((stall) => [stall.kind, stall.name])).toEqual([['overdue', 'stuck']]);
+      expect(waiting.outcome.status).toBe('pending');
+      expect(limit.waiting).toBe(1);
+      finishZombie('late');
+      await clock.flush();
+      // Released exactly once, when the work settled: the waiter has it, and then it is free.
+      expect(waiting.outcome).toEqual({ status: 'fulfilled', value: 'next' });
+      expect(limit.available).toBe(1);
+      expect(watchdog.running).toBe(true);
+    });
+
+    it('a waiter whose deadline passes while the zombie holds the permit gives up on time', async () => {
+      const clock = createManualClock();
+      const limit = new Semaphore(1);
+      const stuck = withSafeAsync(() => never(), { name: 'stuck', timeout: 100, concurrency: limit, clock });
+      const next = withSafeAsync(() => 'next', { name: 'next', timeout: 30, concurrency: limit, clock });
+      const first = observe(stuck());
+      const second = observe(next());
+      await clock.advance(30);
+      expect(((second.outcome as { reason: unknown }).reason as TimeoutError).scopeName).toBe('next');
+      expect(limit.waiting).toBe(0);
+      await clock.advance(70);
+      expect(first.outcome.status).toBe('rejected');
+      expect(limit.available).toBe(0);
     });
 
     it('a numeric concurrency makes one semaphore per wrapped function', async () => {

@@ -26,6 +26,14 @@ export function createContextStorage<T>(): ContextStorage<T> {
   return noContext;
 }
 
+/** There is no async context to leave. */
+export function inRootContext<A extends unknown[], R>(callback: (...args: A) => R): (...args: A) => R {
+  return callback;
+}
+
+/** The platform's own `setTimeout`, as it was when loopsafe loaded (see platform.ts). */
+export const nativeSetTimeout: unknown = globalThis.setTimeout;
+
 const silent: PublishChannel = { hasSubscribers: false, publish: () => undefined };
 
 export function publishChannel(_name: string): PublishChannel {

@@ -10,7 +10,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { setImmediate } from 'node:timers';
+import { setImmediate, setTimeout as platformSetTimeout } from 'node:timers';
 import type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
 
 export type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
@@ -29,6 +29,29 @@ export function createContextStorage<T>(): ContextStorage<T> {
 export function publishChannel(name: string): PublishChannel {
   return diagnosticsChannel.channel(name);
 }
+
+const rootSnapshot = /* @__PURE__ */ (() =>
+  (
+    AsyncLocalStorage as { snapshot?: () => <R, A extends unknown[]>(fn: (...args: A) => R, ...args: A) => R }
+  ).snapshot?.())();
+
+/**
+ * Wraps `callback` so that it runs in the async context this module was loaded
+ * in (the root context, with every `AsyncLocalStorage` empty), wherever it is
+ * called from: the engine's shared deadline timer fires for many scopes, and
+ * none of them should see the context of whichever call happened to arm it.
+ */
+export function inRootContext<A extends unknown[], R>(callback: (...args: A) => R): (...args: A) => R {
+  const snapshot = rootSnapshot;
+  return snapshot === undefined ? callback : (...args: A) => snapshot(callback, ...args);
+}
+
+/**
+ * The platform's own `setTimeout`, as it was when loopsafe loaded: fake-timer
+ * tools replace the global one, and a timer armed through theirs may be
+ * dropped when they are uninstalled.
+ */
+export const nativeSetTimeout: unknown = platformSetTimeout;
 
 /** Runs `callback` in the next check phase of the event loop. */
 export function runSoon(callback: () => void): void {

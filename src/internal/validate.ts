@@ -6,6 +6,7 @@
  * @module
  */
 import type { Clock } from '../clock.js';
+import type { RetryBudget } from '../retry-budget.js';
 
 /** Renders a received value for an error message. */
 export function describe(value: unknown): string {
@@ -39,13 +40,18 @@ export function assertInterval(name: string, value: unknown): asserts value is n
   }
 }
 
-/** Whether `value` can be awaited as a promise (a thenable object or function). */
+/**
+ * Whether `value` is awaited as a promise: a thenable object or function — or
+ * one whose `then` cannot even be read (a throwing getter), which `await`
+ * turns into a rejection.
+ */
 export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return false;
+  try {
+    return typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return true;
+  }
 }
 
 /** A count of concurrent holders: an integer ≥ 1, or `Infinity`. */
@@ -77,24 +83,28 @@ export function assertFunction(name: string, value: unknown): asserts value is (
   }
 }
 
-/** Whether `value` is an object whose `keys` hold values of the given `typeof`. */
-function hasShape(value: unknown, shape: Readonly<Record<string, string>>): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const record = value as Record<string, unknown>;
-  return Object.entries(shape).every(([key, type]) => typeof record[key] === type);
-}
-
-const SIGNAL_SHAPE = { aborted: 'boolean', addEventListener: 'function', removeEventListener: 'function' };
-const CLOCK_SHAPE = { now: 'function', setTimeout: 'function', clearTimeout: 'function' };
-
 export function assertSignal(name: string, value: unknown): asserts value is AbortSignal | undefined {
-  if (value !== undefined && !hasShape(value, SIGNAL_SHAPE)) {
+  if (value === undefined) return;
+  const signal: Partial<AbortSignal> | null = typeof value === 'object' ? value : null;
+  if (
+    signal === null ||
+    typeof signal.aborted !== 'boolean' ||
+    typeof signal.addEventListener !== 'function' ||
+    typeof signal.removeEventListener !== 'function'
+  ) {
     throw new TypeError(`Expected \`${name}\` to be an AbortSignal, got ${describe(value)}`);
   }
 }
 
 export function assertClock(name: string, value: unknown): asserts value is Clock | undefined {
-  if (value !== undefined && !hasShape(value, CLOCK_SHAPE)) {
+  if (value === undefined) return;
+  const clock: Partial<Clock> | null = typeof value === 'object' ? value : null;
+  if (
+    clock === null ||
+    typeof clock.now !== 'function' ||
+    typeof clock.setTimeout !== 'function' ||
+    typeof clock.clearTimeout !== 'function'
+  ) {
     throw new TypeError(
       `Expected \`${name}\` to be a clock with now(), setTimeout() and clearTimeout(), got ${describe(value)}`,
     );
@@ -110,5 +120,19 @@ export function assertOptionalString(name: string, value: unknown): asserts valu
 export function assertOptionalBoolean(name: string, value: unknown): asserts value is boolean | undefined {
   if (value !== undefined && typeof value !== 'boolean') {
     throw new TypeError(`Expected \`${name}\` to be a boolean, got ${describe(value)}`);
+  }
+}
+
+/** A {@link RetryBudget}, recognised by shape, so two copies of loopsafe interoperate. */
+export function assertRetryBudget(budget: unknown): asserts budget is RetryBudget {
+  const candidate = budget as Partial<RetryBudget> | null;
+  if (
+    typeof budget !== 'object' ||
+    candidate === null ||
+    typeof candidate.canRetry !== 'function' ||
+    typeof candidate.recordSuccess !== 'function' ||
+    typeof candidate.recordFailure !== 'function'
+  ) {
+    throw new TypeError(`Expected \`budget\` to be a RetryBudget, got ${describe(budget)}`);
   }
 }

@@ -64,7 +64,8 @@ interface VirtualTimer {
   readonly id: number;
   readonly at: number;
   readonly callback: () => void;
-  cleared: boolean;
+  /** Its position in the heap; -1 once fired or cleared. */
+  index: number;
 }
 
 /** A handle returned by the manual clock's `setTimeout` (it also answers `unref`/`ref`, as Node's does). */
@@ -122,40 +123,56 @@ export function createManualClock(options?: ManualClockOptions): ManualClock {
   let now = start;
   let nextId = 1;
   const timers = new Map<number, VirtualTimer>();
-  // A binary min-heap ordered by (at, id); cleared timers are skipped lazily.
+  // A binary min-heap ordered by (at, id). A cleared timer leaves it at once
+  // (each timer knows its index), so 100,000 cleared timers hold no memory.
   const heap: VirtualTimer[] = [];
 
   const before = (a: VirtualTimer, b: VirtualTimer): boolean => a.at < b.at || (a.at === b.at && a.id < b.id);
+  const place = (timer: VirtualTimer, index: number): void => {
+    heap[index] = timer;
+    timer.index = index;
+  };
+  const siftUp = (index: number): void => {
+    const timer = heap[index] as VirtualTimer;
+    while (index > 0) {
+      const up = (index - 1) >> 1;
+      const parent = heap[up] as VirtualTimer;
+      if (!before(timer, parent)) break;
+      place(parent, index);
+      index = up;
+    }
+    place(timer, index);
+  };
+  const siftDown = (index: number): void => {
+    const timer = heap[index] as VirtualTimer;
+    for (;;) {
+      const left = 2 * index + 1;
+      if (left >= heap.length) break;
+      const right = left + 1;
+      const child =
+        right < heap.length && before(heap[right] as VirtualTimer, heap[left] as VirtualTimer) ? right : left;
+      const next = heap[child] as VirtualTimer;
+      if (!before(next, timer)) break;
+      place(next, index);
+      index = child;
+    }
+    place(timer, index);
+  };
   const push = (timer: VirtualTimer): void => {
     heap.push(timer);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const up = (i - 1) >> 1;
-      if (!before(heap[i] as VirtualTimer, heap[up] as VirtualTimer)) break;
-      [heap[i], heap[up]] = [heap[up] as VirtualTimer, heap[i] as VirtualTimer];
-      i = up;
-    }
+    siftUp(heap.length - 1);
   };
-  const pop = (): void => {
-    const last = heap.pop();
-    if (last === undefined || heap.length === 0) return;
-    heap[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < heap.length && before(heap[l] as VirtualTimer, heap[m] as VirtualTimer)) m = l;
-      if (r < heap.length && before(heap[r] as VirtualTimer, heap[m] as VirtualTimer)) m = r;
-      if (m === i) break;
-      [heap[i], heap[m]] = [heap[m] as VirtualTimer, heap[i] as VirtualTimer];
-      i = m;
-    }
+  const remove = (timer: VirtualTimer): void => {
+    const index = timer.index;
+    timer.index = -1;
+    timers.delete(timer.id);
+    const last = heap.pop() as VirtualTimer;
+    if (last === timer) return;
+    place(last, index);
+    siftDown(index);
+    siftUp(last.index);
   };
-  const peek = (): VirtualTimer | undefined => {
-    while (heap.length > 0 && (heap[0] as VirtualTimer).cleared) pop();
-    return heap[0];
-  };
+  const peek = (): VirtualTimer | undefined => heap[0];
 
   /** Timers fired by the current advance()/runAll(), checked against `maxTimers`. */
   let fired = 0;
@@ -169,9 +186,7 @@ export function createManualClock(options?: ManualClockOptions): ManualClock {
           `The manual clock fired ${String(maxTimers)} timers in one advance: the code under test keeps scheduling timers`,
         );
       }
-      pop();
-      timers.delete(next.id);
-      next.cleared = true;
+      remove(next);
       if (next.at > now) now = next.at;
       next.callback();
     }
@@ -190,7 +205,7 @@ export function createManualClock(options?: ManualClockOptions): ManualClock {
         id: nextId++,
         at: now + delay,
         callback: AsyncLocalStorage.bind(callback),
-        cleared: false,
+        index: -1,
       };
       timers.set(timer.id, timer);
       push(timer);
@@ -199,9 +214,7 @@ export function createManualClock(options?: ManualClockOptions): ManualClock {
     clearTimeout(handle: unknown): void {
       if (!(handle instanceof ManualTimerHandle)) return;
       const timer = timers.get(handle.id);
-      if (timer === undefined) return;
-      timer.cleared = true;
-      timers.delete(handle.id);
+      if (timer !== undefined) remove(timer);
     },
     advance(ms: number): Promise<void> {
       assertDuration('ms', ms);

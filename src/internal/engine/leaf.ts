@@ -1,0 +1,115 @@
+/**
+ * A leaf wait: one pending operation in the cancellation tree (a sleep, a
+ * wait for a promise, a queued semaphore acquire). It has no children; it
+ * settles once — by its own deadline, by the work it waits for, or by being
+ * cancelled — and leaves the tree before its promise settles.
+ *
+ * @internal
+ * @module
+ */
+import type { Clock } from '../../clock.js';
+import { rejectAtCaller, settledElsewhere } from '../stacks.js';
+import { CancelNode } from './node.js';
+
+export interface LeafInit {
+  readonly clock: Clock;
+  /** The scope it waits in (its parent in the tree). */
+  readonly scope: CancelNode | undefined;
+  readonly signal: AbortSignal | undefined;
+  /** Its own timeout in ms from now on `clock` (`Infinity` for none). */
+  readonly timeoutMs: number;
+  /** Whether it may keep the process alive. @defaultValue `true` */
+  readonly ref?: boolean | undefined;
+}
+
+export abstract class LeafWait<T> extends CancelNode {
+  /** Settles once: the operation's outcome. */
+  readonly promise: Promise<T>;
+  #resolve!: (value: T | PromiseLike<T>) => void;
+  #reject!: (reason: unknown) => void;
+  /** When it started, on its clock. */
+  readonly #startedAt: number;
+
+  constructor(init: LeafInit) {
+    const { clock, timeoutMs } = init;
+    const now = clock.now();
+    super({
+      clock,
+      above: init.scope,
+      signal: init.signal,
+      deadline: timeoutMs === Number.POSITIVE_INFINITY ? timeoutMs : now + timeoutMs,
+      ref: init.ref !== false,
+    });
+    this.#startedAt = now;
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  /**
+   * Links the wait into the tree. Returns `false` — the promise rejected with
+   * the reason — when it is born cancelled (its signal or scope already ended).
+   */
+  begin(): boolean {
+    if (this.attach(this.#startedAt)) return true;
+    this.finishOwner();
+    rejectAtCaller(this.#resolve, this.#reject, this.reason);
+    return false;
+  }
+
+  /** Whether it has settled (or been cancelled). */
+  get done(): boolean {
+    return !this.ownerRunning;
+  }
+
+  /** Fulfils: leaves the tree first. */
+  protected fulfil(value: T): void {
+    if (!this.ownerRunning) return;
+    this.finishOwner();
+    this.#resolve(value);
+  }
+
+  /** Rejects: leaves the tree first. */
+  protected fail(error: unknown): void {
+    if (!this.ownerRunning) return;
+    this.finishOwner();
+    rejectAtCaller(this.#resolve, this.#reject, error);
+  }
+
+  /**
+   * Settles with `work`'s outcome, through a promise chain rather than a
+   * callback: the chain from the work to the promise the caller awaits stays
+   * native, so an error thrown by the work keeps the caller's async frames.
+   * The wait leaves the tree in the first link, before it settles.
+   */
+  protected follow(work: Promise<T>): void {
+    work
+      .then(
+        (value) => {
+          // Settled already (cancelled, timed out): the late outcome goes no further.
+          if (!this.ownerRunning) return settledElsewhere();
+          this.finishOwner();
+          return value;
+        },
+        (error: unknown) => {
+          if (!this.ownerRunning) return settledElsewhere();
+          this.finishOwner();
+          throw error;
+        },
+      )
+      .then(this.#resolve, this.#reject);
+  }
+
+  /** What the wait does when it is cancelled, before it rejects with the reason (e.g. leave a queue). */
+  protected withdraw(_reason: unknown): void {
+    // Nothing by default.
+  }
+
+  protected onCancelled(reason: unknown): void {
+    if (!this.ownerRunning) return;
+    this.finishOwner();
+    this.withdraw(reason);
+    rejectAtCaller(this.#resolve, this.#reject, reason);
+  }
+}

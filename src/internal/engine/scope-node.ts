@@ -1,0 +1,381 @@
+/**
+ * A scope: a node of the cancellation tree with an owner (the function that
+ * runs in it, a `using` block, a gather), a name, a lazily made
+ * `AbortSignal`, and a place in the registry of open scopes that
+ * `pendingScopes()` and the stall watchdog read.
+ *
+ * @internal
+ * @module
+ */
+import type { Clock } from '../../clock.js';
+import type { TimeoutError } from '../../errors.js';
+import type { Scope } from '../../scope.js';
+import { publishTimeout } from '../publish.js';
+import { runSoon } from '../platform.js';
+import { rejectAtCaller, takeStack } from '../stacks.js';
+import { CancelNode } from './node.js';
+import { newTimeoutError } from './timeout-error.js';
+
+export interface ScopeInit {
+  readonly name: string;
+  readonly clock: Clock;
+  /** The enclosing scope, if any. */
+  readonly parent: ScopeNode | undefined;
+  /** Its own deadline, a time on `clock` (`Infinity` for none). */
+  readonly deadline: number;
+  /** The timeout the caller asked for, reported in its TimeoutError. */
+  readonly timeoutMs: number;
+  /** The time on `clock` it is opened at. */
+  readonly now: number;
+  /**
+   * Opens the scope of task `index` of a gather (named `` `${name}[${index}]` ``,
+   * the name made only if read). It is registered as open only if it is
+   * cancelled while its task still runs: a gather of 10,000 tasks costs the
+   * registry nothing, and the ones that ignore their signal are still listed.
+   */
+  readonly task?: number | undefined;
+  /** An outside signal that cancels it. */
+  readonly signal: AbortSignal | undefined;
+  /**
+   * Makes the error it is cancelled with when its own deadline passes (the
+   * error its caller receives, and the one published on `loopsafe:timeout`).
+   * @defaultValue a {@link TimeoutError} naming the scope and its timeout
+   */
+  readonly timeoutError?: ((scope: ScopeNode) => TimeoutError) | undefined;
+}
+
+/** Whether new scopes record where they were opened (a stack capture per scope). */
+let captureStacks = false;
+
+/** Turns stack capture for new scopes on or off; returns the previous setting. */
+export function setStackCapture(enabled: boolean): boolean {
+  const previous = captureStacks;
+  captureStacks = enabled;
+  return previous;
+}
+
+/** What a scope's owner is told when the scope is cancelled while it runs. */
+export type AbortHook = (reason: unknown) => void;
+
+const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
+
+export class ScopeNode extends CancelNode implements Scope {
+  #name: string;
+  /** The task index, for a gather task's scope (its name is made on first read); -1 otherwise. */
+  readonly #task: number;
+  readonly #parentScope: ScopeNode | undefined;
+  readonly #createdAt: number;
+  readonly #timeoutMs: number;
+  readonly #timeoutError: ((scope: ScopeNode) => TimeoutError) | undefined;
+  /** Where the scope was opened, when stack capture is on (formatted lazily by V8). */
+  #origin: { readonly stack?: string } | undefined = undefined;
+  #controller: AbortController | undefined = undefined;
+  /** Told once when the scope is cancelled while its owner runs. */
+  #onAbort: AbortHook | undefined = undefined;
+  /** The promise of a `runScoped` owner, rejected when the scope is cancelled while it runs. */
+  #resolveOwner: ((value: never) => void) | undefined = undefined;
+  #rejectOwner: ((reason: unknown) => void) | undefined = undefined;
+  /** The owner's outcome was decided by a cancellation: what it does later is absorbed. */
+  #decided = false;
+  /** Only a `timeoutContext` is closed by `[Symbol.dispose]`. */
+  #disposable = false;
+  /** Its own deadline passed (it was cancelled with its own TimeoutError). */
+  #timedOut = false;
+
+  // ── the registry of open scopes (owner running), oldest first ──
+  #regPrev: ScopeNode | undefined = undefined;
+  #regNext: ScopeNode | undefined = undefined;
+  #registered = false;
+  #named = false;
+  /** Set once the scope is overdue and held weakly (see `sweepOverdue`). */
+  #weakSelf: WeakRef<ScopeNode> | undefined = undefined;
+  static #head: ScopeNode | undefined = undefined;
+  static #tail: ScopeNode | undefined = undefined;
+  /** Overdue scopes whose owner still runs, held weakly: a function that can never settle is garbage. */
+  static readonly #overdue = new Set<WeakRef<ScopeNode>>();
+  /** Scopes cancelled while their owner ran, since the last sweep. */
+  static #candidates: ScopeNode[] = [];
+  /** The size of `#overdue` at which the next sweep drops the references whose scope was collected. */
+  static #pruneAt = 1024;
+
+  constructor(init: ScopeInit) {
+    const { clock, parent } = init;
+    super({ clock, above: parent, signal: init.signal, deadline: init.deadline, ref: true });
+    this.#name = init.name;
+    this.#task = init.task ?? -1;
+    this.#parentScope = parent;
+    this.#createdAt = init.now;
+    this.#timeoutMs = init.timeoutMs;
+    this.#timeoutError = init.timeoutError;
+  }
+
+  /**
+   * Links the scope into the tree and registers it as open. A scope whose
+   * deadline has already passed is expired at once. Returns the scope.
+   */
+  open(): this {
+    if (captureStacks) {
+      const origin: { stack?: string } = {};
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- only its identity is used: the frames above it are cut
+      Error.captureStackTrace(origin, ScopeNode.prototype.open);
+      this.#origin = origin;
+    }
+    if (this.#task < 0) ScopeNode.#register(this);
+    const now = this.#createdAt;
+    // Opened past its own deadline: expired at once (its function is not run).
+    if (this.attach(now) && this.ownDeadline <= now) this.onDeadline();
+    return this;
+  }
+
+  /** Sets the owner's cancellation hook (replacing any earlier one). */
+  onAbort(hook: AbortHook | undefined): void {
+    this.#onAbort = hook;
+  }
+
+  /** Makes `runScoped`'s promise (its native resolve functions) the one a cancellation rejects. */
+  settles(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
+    this.#resolveOwner = resolve;
+    this.#rejectOwner = reject;
+  }
+
+  /** Whether a cancellation decided the owner's outcome (see {@link ScopeNode.settles}). */
+  get decided(): boolean {
+    return this.#decided;
+  }
+
+  /** Makes this a context that `[Symbol.dispose]` closes. */
+  makeDisposable(): void {
+    this.#disposable = true;
+  }
+
+  /** The owner finished: the scope leaves the registry and is released unless work inside still needs it. */
+  exit(): void {
+    if (!this.ownerRunning) return;
+    this.#onAbort = undefined;
+    this.#resolveOwner = undefined;
+    this.#rejectOwner = undefined;
+    ScopeNode.#unregister(this);
+    this.finishOwner();
+  }
+
+  // ── the public Scope ───────────────────────────────────────────────
+
+  get name(): string {
+    const task = this.#task;
+    if (task >= 0 && !this.#named) {
+      this.#named = true;
+      this.#name = `${this.#name}[${String(task)}]`;
+    }
+    return this.#name;
+  }
+
+  get parent(): ScopeNode | undefined {
+    return this.#parentScope;
+  }
+
+  get createdAt(): number {
+    return this.#createdAt;
+  }
+
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  /** Where it was opened, while stack capture was on. */
+  get origin(): string | undefined {
+    return this.#origin?.stack;
+  }
+
+  get deadline(): number {
+    return this.effectiveDeadline();
+  }
+
+  get expired(): boolean {
+    return this.deadlinePassed || this.deadlineDue();
+  }
+
+  /**
+   * The signal. Read after the scope was left, it links the scope again (a
+   * loopsafe call like any other), so work handed this signal is still bounded
+   * by the deadline.
+   */
+  get signal(): AbortSignal {
+    this.relink();
+    let controller = this.#controller;
+    if (controller === undefined) {
+      controller = this.#controller = new AbortController();
+      if (this.cancelled) controller.abort(this.reason);
+    }
+    return controller.signal;
+  }
+
+  remaining(): number {
+    return this.remainingTime();
+  }
+
+  check(): void {
+    this.relink();
+    if (!this.cancelled) this.expireIfDue();
+    if (this.cancelled) {
+      const reason = this.reason;
+      takeStack(reason);
+      throw reason;
+    }
+  }
+
+  cancel(reason?: unknown): void {
+    this.cancelTree(reason === undefined ? new DOMException('The scope was cancelled', 'AbortError') : reason, false);
+  }
+
+  [Symbol.dispose](): void {
+    if (this.#disposable) this.exit();
+  }
+
+  override toString(): string {
+    return `Scope(${this.name})`;
+  }
+
+  [inspectCustom](): object {
+    return new ScopeDescription(
+      this.name,
+      this.remainingTime(),
+      this.cancelled ? 'cancelled' : this.ownerRunning ? 'open' : 'closed',
+    );
+  }
+
+  // ── the engine ─────────────────────────────────────────────────────
+
+  /** A released scope links again (and is expired at once if its deadline passed meanwhile). */
+  relink(): void {
+    if (!this.released) return;
+    this.reattach();
+    if (!this.cancelled) this.expireIfDue();
+  }
+
+  /** Expires the scope whose own deadline this is: its TimeoutError, published, then the cascade. */
+  protected onDeadline(): void {
+    if (this.cancelled) return;
+    const make = this.#timeoutError;
+    const error = make === undefined ? newTimeoutError(this.name, this.#timeoutMs) : make(this);
+    publishTimeout(this.name, this.#timeoutMs, error, this);
+    this.#timedOut = true;
+    this.cancelTree(error, true);
+  }
+
+  protected onCancelled(reason: unknown): void {
+    if (this.ownerRunning) {
+      if (this.#task >= 0 && !this.#registered && this.#weakSelf === undefined) ScopeNode.#register(this);
+      if (this.#registered) ScopeNode.#markOverdue(this);
+    }
+    this.#controller?.abort(reason);
+    const reject = this.#rejectOwner;
+    if (reject !== undefined) {
+      const resolve = this.#resolveOwner as (value: never) => void;
+      this.#resolveOwner = undefined;
+      this.#rejectOwner = undefined;
+      this.#decided = true;
+      rejectAtCaller(resolve, reject, reason);
+    }
+    const hook = this.#onAbort;
+    if (hook !== undefined) {
+      this.#onAbort = undefined;
+      hook(reason);
+    }
+  }
+
+  /** Cancelled by its own deadline: `reason` is its own TimeoutError. */
+  get timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  /** The scope whose deadline is this one's (itself, or the enclosing scope that owns it). */
+  get deadlineScope(): ScopeNode {
+    // Only scopes have children, so the owner of a scope's deadline is a scope.
+    const owner = this.deadlineOwner;
+    return owner instanceof ScopeNode ? owner : this;
+  }
+
+  // ── the registry ───────────────────────────────────────────────────
+
+  static #register(scope: ScopeNode): void {
+    scope.#registered = true;
+    const tail = ScopeNode.#tail;
+    scope.#regPrev = tail;
+    if (tail === undefined) ScopeNode.#head = scope;
+    else tail.#regNext = scope;
+    ScopeNode.#tail = scope;
+  }
+
+  static #unregister(scope: ScopeNode): void {
+    if (!scope.#registered) {
+      const ref = scope.#weakSelf;
+      if (ref !== undefined) {
+        scope.#weakSelf = undefined;
+        ScopeNode.#overdue.delete(ref);
+      }
+      return;
+    }
+    scope.#registered = false;
+    const prev = scope.#regPrev;
+    const next = scope.#regNext;
+    if (prev === undefined) ScopeNode.#head = next;
+    else prev.#regNext = next;
+    if (next === undefined) ScopeNode.#tail = prev;
+    else next.#regPrev = prev;
+    scope.#regPrev = undefined;
+    scope.#regNext = undefined;
+  }
+
+  /**
+   * A scope cancelled while its owner runs stays in the registry for now: most
+   * owners settle within a few microtasks of their signal aborting. A sweep in
+   * the next macrotask holds the ones still running weakly instead, so a
+   * function that can never settle is not kept alive by the registry.
+   */
+  static #markOverdue(scope: ScopeNode): void {
+    const candidates = ScopeNode.#candidates;
+    if (candidates.push(scope) === 1) runSoon(ScopeNode.#sweep);
+  }
+
+  static readonly #sweep = (): void => {
+    const candidates = ScopeNode.#candidates;
+    ScopeNode.#candidates = [];
+    for (const scope of candidates) {
+      if (!scope.#registered || !scope.ownerRunning) continue;
+      ScopeNode.#unregister(scope);
+      const ref = new WeakRef(scope);
+      scope.#weakSelf = ref;
+      ScopeNode.#overdue.add(ref);
+    }
+    const overdue = ScopeNode.#overdue;
+    if (overdue.size >= ScopeNode.#pruneAt) {
+      for (const ref of overdue) if (ref.deref() === undefined) overdue.delete(ref);
+      ScopeNode.#pruneAt = Math.max(1024, 2 * overdue.size);
+    }
+  };
+
+  /** The open scopes: owners running, overdue ones included. Unordered. */
+  static openScopes(): ScopeNode[] {
+    const list: ScopeNode[] = [];
+    for (let scope = ScopeNode.#head; scope !== undefined; scope = scope.#regNext) list.push(scope);
+    for (const ref of ScopeNode.#overdue) {
+      const scope = ref.deref();
+      if (scope === undefined) ScopeNode.#overdue.delete(ref);
+      else list.push(scope);
+    }
+    return list;
+  }
+}
+
+/** What `util.inspect` shows of a scope: `Scope { name, remainingMs, state }`. */
+class ScopeDescription {
+  static {
+    Object.defineProperty(this, 'name', { value: 'Scope' });
+  }
+
+  constructor(
+    readonly name: string,
+    readonly remainingMs: number,
+    readonly state: 'open' | 'closed' | 'cancelled',
+  ) {}
+}

@@ -1,0 +1,322 @@
+/**
+ * Deadline timers: how a node of the cancellation tree waits for its own
+ * deadline. Two strategies behind one small interface:
+ *
+ * - **The system clock** (`performance.now()` and the platform's timers): one
+ *   shared platform timer for the whole process, armed for the earliest
+ *   deadline in a binary min-heap. Adding and removing a deadline costs a
+ *   heap operation, not a platform timer: a timeout that is cleared before it
+ *   fires never touches `setTimeout`. When the heap empties, the platform
+ *   timer is left armed but `unref`'d (it keeps nothing alive, and the next
+ *   deadline that comes later reuses it); it is `ref`'d while any deadline in
+ *   the heap may keep the process alive.
+ * - **Any other clock** (a manual clock, a custom one): one clock timer per
+ *   armed node, so `clock.pendingTimers` counts exactly the armed branches.
+ *
+ * Both follow one rule for when a deadline is due: **a timer that fires
+ * means its time has come**, even when `now()` reads a little earlier
+ * (Node's timers fire up to 1 ms early) or has not moved at all (fake-timer
+ * tools that fake `setTimeout` but not `performance.now()`). Only delays
+ * longer than 2^31−1 ms are split into chunks, each re-armed from the time
+ * the previous chunk stood for.
+ *
+ * @internal
+ * @module
+ */
+import { MAX_TIMER_DELAY_MS, systemClock, type Clock } from '../../clock.js';
+import { inRootContext, nativeSetTimeout } from '../platform.js';
+
+/** What a deadline timer calls when its deadline is due. */
+export interface DeadlineTarget {
+  deadlineReached(): void;
+}
+
+/** An armed deadline. */
+export interface DeadlineTimer {
+  /** Disarms it; idempotent. After this, the target is never called. */
+  cancel(): void;
+  /** Whether it may keep the process alive (it may by default). */
+  setRef(ref: boolean): void;
+}
+
+/**
+ * Arms a timer that calls `target.deadlineReached()` once `at` (a time on
+ * `clock`) has come. `now` is the time on `clock` the deadline was computed
+ * from: the timer's delay is measured from it, so a timeout of 100 ms arms a
+ * 100 ms timer — exactly, even under fake timers that leave `now()` alone.
+ */
+export function armDeadline(
+  clock: Clock,
+  at: number,
+  now: number,
+  target: DeadlineTarget,
+  ref: boolean,
+): DeadlineTimer {
+  if (clock === systemClock) {
+    const entry = new QueuedDeadline(at, target, ref);
+    systemDeadlines.add(entry, now);
+    return entry;
+  }
+  return new ClockDeadline(clock, at, now, target, ref);
+}
+
+type Handle = { ref?: () => unknown; unref?: () => unknown } | null | undefined;
+
+function refHandle(handle: unknown, ref: boolean): void {
+  const timer = handle as Handle;
+  if (ref) timer?.ref?.();
+  else timer?.unref?.();
+}
+
+// ── the system clock: one platform timer, a heap of deadlines ──────────────
+
+class QueuedDeadline implements DeadlineTimer {
+  /** The deadline, on the system clock. */
+  readonly at: number;
+  /** Insertion order: ties between equal deadlines fire first-in first-out. */
+  seq = 0;
+  /** Position in the heap; -1 once out of it (fired or cancelled). */
+  index = -1;
+  ref: boolean;
+  target: DeadlineTarget | undefined;
+
+  constructor(at: number, target: DeadlineTarget, ref: boolean) {
+    this.at = at;
+    this.target = target;
+    this.ref = ref;
+  }
+
+  cancel(): void {
+    this.target = undefined;
+    if (this.index >= 0) systemDeadlines.remove(this);
+  }
+
+  setRef(ref: boolean): void {
+    if (this.ref === ref) return;
+    this.ref = ref;
+    if (this.index >= 0) systemDeadlines.countRef(ref);
+  }
+}
+
+function earlier(a: QueuedDeadline, b: QueuedDeadline): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+class SystemDeadlines {
+  readonly #heap: QueuedDeadline[] = [];
+  /** Entries in the heap that may keep the process alive. */
+  #refs = 0;
+  #seq = 0;
+  /** The platform timer, while one is armed. */
+  #timer: unknown = undefined;
+  /** The time the armed platform timer stands for: the earliest deadline when armed, or a chunk's end. */
+  #timerAt = Number.POSITIVE_INFINITY;
+  /**
+   * The `setTimeout`/`clearTimeout` the platform timer was armed with. A
+   * fake-timer tool that replaces the globals makes the next deadline re-arm
+   * through the new ones, and the old timer is cleared through the old.
+   */
+  #armedWith: unknown = undefined;
+  #clearWith: ((handle: unknown) => void) | undefined = undefined;
+  /** The platform timer's callback runs in the root async context: it serves every scope, not the one that armed it. */
+  readonly #fire = inRootContext((): void => {
+    this.#onTimer();
+  });
+
+  add(entry: QueuedDeadline, now: number): void {
+    entry.seq = this.#seq++;
+    const heap = this.#heap;
+    entry.index = heap.length;
+    heap.push(entry);
+    this.#siftUp(entry.index);
+    if (entry.ref) this.countRef(true);
+    // Re-armed when it is the earliest; and, while a fake-timer tool's setTimeout is in use, each
+    // time: the tool may have dropped the timer armed through it (node:test's mock.timers.reset()).
+    const armedWith = this.#armedWith;
+    if (entry.at < this.#timerAt || armedWith !== nativeSetTimeout || armedWith !== globalThis.setTimeout) {
+      this.#arm(now);
+    }
+  }
+
+  remove(entry: QueuedDeadline): void {
+    const heap = this.#heap;
+    const index = entry.index;
+    entry.index = -1;
+    const last = heap.pop() as QueuedDeadline;
+    if (last !== entry) {
+      heap[index] = last;
+      last.index = index;
+      this.#siftDown(index);
+      this.#siftUp(last.index);
+    }
+    if (entry.ref) this.countRef(false);
+    // Left armed when empty only if it is a real platform timer: one armed
+    // through a fake-timer tool may be dropped by the tool without a trace.
+    if (heap.length === 0 && this.#timer !== undefined && this.#armedWith !== nativeSetTimeout) this.#disarm();
+  }
+
+  #disarm(): void {
+    const clear = this.#clearWith;
+    if (clear !== undefined) clear(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  countRef(ref: boolean): void {
+    if (ref) {
+      if (this.#refs++ === 0) refHandle(this.#timer, true);
+    } else if (--this.#refs === 0) {
+      refHandle(this.#timer, false);
+    }
+  }
+
+  /**
+   * Arms the platform timer for the earliest deadline, measuring its delay
+   * from `from`: the clock's now, or — when re-arming as the timer fires — the
+   * time the fired timer stood for, which fake timers reach without moving
+   * `performance.now()`.
+   */
+  #arm(from: number): void {
+    const top = this.#heap[0];
+    if (top === undefined) return;
+    const clear = this.#clearWith;
+    if (this.#timer !== undefined && clear !== undefined) clear(this.#timer);
+    const wait = top.at - from;
+    let delay: number;
+    if (wait > MAX_TIMER_DELAY_MS) {
+      delay = MAX_TIMER_DELAY_MS; // a chunk of a longer delay
+      this.#timerAt = from + delay;
+    } else {
+      // Whole milliseconds, as Node's timers count them: a fake-timer tool then
+      // fires it on the very tick a real timer would.
+      delay = wait <= 0 ? 0 : Math.round(wait);
+      this.#timerAt = top.at;
+    }
+    this.#armedWith = globalThis.setTimeout;
+    this.#clearWith = globalThis.clearTimeout as (handle: unknown) => void;
+    const set = globalThis.setTimeout as (callback: () => void, delay: number) => unknown;
+    this.#timer = set(this.#fire, delay);
+    if (this.#refs === 0) refHandle(this.#timer, false);
+  }
+
+  #onTimer(): void {
+    const stoodFor = this.#timerAt;
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    // The timer fired, so the time it stood for has come, whatever now() says.
+    const reached = Math.max(systemClock.now(), stoodFor);
+    const heap = this.#heap;
+    // Take every due entry out first: deadlines armed by the callbacks wait for
+    // the next timer (a 0 ms deadline armed now never fires in this same turn).
+    let due: QueuedDeadline[] | undefined;
+    let first: QueuedDeadline | undefined;
+    while (heap.length > 0 && (heap[0] as QueuedDeadline).at <= reached) {
+      const entry = heap[0] as QueuedDeadline;
+      this.remove(entry);
+      if (first === undefined) first = entry;
+      else (due ??= []).push(entry);
+    }
+    if (first !== undefined) {
+      first.target?.deadlineReached();
+      if (due !== undefined) for (const entry of due) entry.target?.deadlineReached();
+    }
+    if (heap.length > 0 && (this.#timer === undefined || (heap[0] as QueuedDeadline).at < this.#timerAt)) {
+      this.#arm(reached);
+    }
+  }
+
+  #siftUp(index: number): void {
+    const heap = this.#heap;
+    const entry = heap[index] as QueuedDeadline;
+    while (index > 0) {
+      const parentIndex = (index - 1) >> 1;
+      const parent = heap[parentIndex] as QueuedDeadline;
+      if (!earlier(entry, parent)) break;
+      heap[index] = parent;
+      parent.index = index;
+      index = parentIndex;
+    }
+    heap[index] = entry;
+    entry.index = index;
+  }
+
+  #siftDown(index: number): void {
+    const heap = this.#heap;
+    const length = heap.length;
+    const entry = heap[index] as QueuedDeadline;
+    for (;;) {
+      const left = 2 * index + 1;
+      if (left >= length) break;
+      const right = left + 1;
+      let child = left;
+      if (right < length && earlier(heap[right] as QueuedDeadline, heap[left] as QueuedDeadline)) child = right;
+      const next = heap[child] as QueuedDeadline;
+      if (!earlier(next, entry)) break;
+      heap[index] = next;
+      next.index = index;
+      index = child;
+    }
+    heap[index] = entry;
+    entry.index = index;
+  }
+}
+
+const systemDeadlines = /* @__PURE__ */ new SystemDeadlines();
+
+// ── any other clock: a clock timer per armed node ──────────────────────────
+
+class ClockDeadline implements DeadlineTimer {
+  readonly #clock: Clock;
+  readonly #at: number;
+  #target: DeadlineTarget | undefined;
+  #ref: boolean;
+  #handle: unknown = undefined;
+  /** The time the armed clock timer stands for. */
+  #timerAt = 0;
+  readonly #fire = inRootContext((): void => {
+    this.#onTimer();
+  });
+
+  constructor(clock: Clock, at: number, now: number, target: DeadlineTarget, ref: boolean) {
+    this.#clock = clock;
+    this.#at = at;
+    this.#target = target;
+    this.#ref = ref;
+    this.#arm(now);
+  }
+
+  #arm(from: number): void {
+    const wait = this.#at - from;
+    const delay = wait <= 0 ? 0 : wait > MAX_TIMER_DELAY_MS ? MAX_TIMER_DELAY_MS : wait;
+    this.#timerAt = delay === wait ? this.#at : from + delay;
+    this.#handle = this.#clock.setTimeout(this.#fire, delay);
+    if (!this.#ref) refHandle(this.#handle, false);
+  }
+
+  #onTimer(): void {
+    this.#handle = undefined;
+    if (this.#target === undefined) return;
+    const reached = Math.max(this.#clock.now(), this.#timerAt);
+    if (reached >= this.#at) {
+      const target = this.#target;
+      this.#target = undefined;
+      target.deadlineReached();
+    } else {
+      this.#arm(reached); // a chunk of a delay longer than 2^31−1 ms
+    }
+  }
+
+  cancel(): void {
+    this.#target = undefined;
+    if (this.#handle !== undefined) {
+      this.#clock.clearTimeout(this.#handle);
+      this.#handle = undefined;
+    }
+  }
+
+  setRef(ref: boolean): void {
+    if (this.#ref === ref) return;
+    this.#ref = ref;
+    if (this.#handle !== undefined) refHandle(this.#handle, ref);
+  }
+}
