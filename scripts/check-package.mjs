@@ -4,7 +4,7 @@
 // smoke-tests the packed ESM and CJS builds from a scratch install, and
 // type-checks TypeScript consumers of the tarball (node16 ESM, node16 CJS, bundler).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -78,6 +78,39 @@ try {
      if (seen !== 'shared' || cjs.TimeoutError !== TimeoutError) throw new Error('ESM and CJS loaded two engines');
      console.log('ESM and CJS share one engine');`,
   );
+  // Every exported class prints with its own name in each build (a bundler renames a class whose
+  // body names itself: `_TimeoutError`), and no internal field shows when an error is inspected.
+  writeFileSync(
+    join(app, 'names.mjs'),
+    `import { createRequire } from 'node:module';
+     import { inspect } from 'node:util';
+     const builds = {
+       esm: await import('loopsafe'),
+       cjs: createRequire(import.meta.url)('loopsafe'),
+       browser: await import('./node_modules/loopsafe/dist/browser.js'),
+       'testing (esm)': await import('loopsafe/testing'),
+     };
+     const samples = {
+       TimeoutError: (C) => new C('late', { scopeName: 's', timeoutMs: 1 }),
+       GatherError: (C) => new C([new Error('x')]),
+     };
+     let classes = 0;
+     for (const [build, exports] of Object.entries(builds)) {
+       for (const [name, value] of Object.entries(exports)) {
+         if (typeof value !== 'function' || !/^[A-Z]/.test(name)) continue;
+         classes++;
+         if (value.name !== name) throw new Error(build + ': ' + name + ' is named ' + value.name);
+         const make = samples[name];
+         if (make === undefined) continue;
+         const printed = inspect(make(value));
+         if (!printed.startsWith(name + ': ')) throw new Error(build + ': an inspected ' + name + ' prints as ' + printed.split('\\n')[0]);
+         if (/Symbol\\(|\\b_[a-zA-Z]/.test(printed)) throw new Error(build + ': an inspected ' + name + ' shows an internal field: ' + printed);
+       }
+     }
+     console.log('exported classes print with their own names (' + classes + ' across ' + Object.keys(builds).length + ' builds)');`,
+  );
+  process.stdout.write(run(process.execPath, ['names.mjs'], { cwd: app }));
+  checkPublishedTypes(join(app, 'node_modules', 'loopsafe', 'dist'));
   process.stdout.write(run(process.execPath, ['dual.mjs'], { cwd: app }));
   process.stdout.write(run(process.execPath, ['esm.mjs'], { cwd: app }));
   process.stdout.write(run(process.execPath, ['cjs.cjs'], { cwd: app }));
@@ -86,6 +119,25 @@ try {
   console.log('package checks passed');
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * The published declarations name no internal: no engine class, no
+ * underscore member (`Semaphore._release`), nothing from src/internal/.
+ */
+function checkPublishedTypes(dist) {
+  const internal = /\b(CancelNode|ScopeNode|LeafWait|SignalHub|Waiter|SemaphorePermit|QueuedDeadline|ClockDeadline|createDeferred|rejectAtCaller|countThrottled|assertRetryOptions|timerLagSource|DEFAULT_BACKOFF_MAX_MS)\b/;
+  const underscoreMember = /^\s*(?:readonly\s+|static\s+|protected\s+)*_[A-Za-z]\w*\??\s*[(:<]/m;
+  const declarations = readdirSync(dist).filter((file) => /\.d\.c?ts$/.test(file));
+  if (declarations.length === 0) throw new Error('no declarations in the tarball');
+  for (const file of declarations) {
+    const text = readFileSync(join(dist, file), 'utf8');
+    const name = internal.exec(text);
+    if (name !== null) throw new Error(`${file} names an internal: ${name[0]}`);
+    const member = underscoreMember.exec(text);
+    if (member !== null) throw new Error(`${file} declares an internal member: ${member[0].trim()}`);
+  }
+  console.log(`published types name no internal (${String(declarations.length)} declaration files)`);
 }
 
 /**

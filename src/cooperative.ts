@@ -82,7 +82,7 @@ export function cooperativeForEach<T>(
   }
   assertFunction('fn', fn);
   assertOptions('cooperativeForEach', options, COOPERATIVE_OPTIONS);
-  const budgetMs = options?.budgetMs ?? 10;
+  const budgetMs = options?.budgetMs === undefined ? 10 : options.budgetMs;
   assertDuration('budgetMs', budgetMs);
   const signal = options?.signal;
   assertSignal('signal', signal);

@@ -7,6 +7,9 @@
  */
 
 import { describeThrown } from './internal/stacks.js';
+import { assertDuration, assertOptionalString, assertOptions, describe } from './internal/validate.js';
+
+const TIMEOUT_ERROR_OPTIONS = /* @__PURE__ */ new Set(['scopeName', 'timeoutMs', 'cause']);
 
 /** How deep {@link isTimeoutError} and {@link isAbortError} follow `.cause`. */
 const MAX_CAUSE_DEPTH = 16;
@@ -63,8 +66,13 @@ export class TimeoutError extends Error {
   /**
    * @param message - Human-readable description. Defaults to one built from `scopeName` and `timeoutMs`.
    * @param options - `scopeName`, `timeoutMs` and `cause`.
+   * @throws `TypeError`/`RangeError` for a `message` that is not a string, or a bad option.
    */
   constructor(message?: string, options: TimeoutErrorOptions = {}) {
+    assertOptionalString('message', message);
+    assertOptions('TimeoutError', options, TIMEOUT_ERROR_OPTIONS);
+    assertOptionalString('scopeName', options.scopeName);
+    if (options.timeoutMs !== undefined) assertDuration('timeoutMs', options.timeoutMs);
     const scopeName = options.scopeName ?? 'anonymous';
     const timeoutMs = options.timeoutMs ?? Number.NaN;
     super(message ?? defaultMessage(scopeName, timeoutMs), 'cause' in options ? { cause: options.cause } : undefined);
@@ -175,8 +183,13 @@ export class GatherError extends AggregateError {
   /**
    * @param errors - The real failures, in the order they happened (at least one).
    * @param message - Human-readable description. Defaults to one naming the first failure.
+   * @throws `TypeError`/`RangeError` for `errors` that is not a non-empty array, or a `message` that is not a string.
    */
   constructor(errors: readonly unknown[], message?: string) {
+    if (!Array.isArray(errors))
+      throw new TypeError(`Expected \`errors\` to be an array of failures, got ${describe(errors)}`);
+    if (errors.length === 0) throw new RangeError('Expected `errors` to hold at least one failure, got an empty array');
+    assertOptionalString('message', message);
     const first: unknown = errors[0];
     // Whatever a task failed with (an object String() cannot convert, a throwing getter), this never throws.
     super(errors, message ?? `${String(errors.length)} task(s) failed; first: ${describeThrown(first)}`, {

@@ -202,13 +202,16 @@ function gather(
   const isArray = Array.isArray(tasks);
   if (isArray) {
     for (let i = 0; i < tasks.length; i++) assertTask(`tasks[${String(i)}]`, tasks[i]);
-  } else if (typeof (tasks as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] !== 'function') {
+  } else if (
+    typeof tasks !== 'object' ||
+    typeof (tasks as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] !== 'function'
+  ) {
     throw new TypeError(`Expected \`tasks\` to be an iterable of functions, got ${describe(tasks)}`);
   }
   assertOptions(fnName, options, GATHER_OPTIONS);
-  const concurrency = options?.concurrency ?? Number.POSITIVE_INFINITY;
+  const concurrency = options?.concurrency === undefined ? Number.POSITIVE_INFINITY : options.concurrency;
   assertCount('concurrency', concurrency);
-  const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+  const timeout = options?.timeout === undefined ? Number.POSITIVE_INFINITY : options.timeout;
   assertDuration('timeout', timeout);
   if (options !== undefined) {
     assertSignal('signal', options.signal);

@@ -108,8 +108,9 @@ export class RetryBudget {
    */
   constructor(options?: RetryBudgetOptions) {
     assertOptions('RetryBudget', options, BUDGET_OPTIONS);
-    const maxTokens = options?.maxTokens ?? 10;
-    const tokenRatio = options?.tokenRatio ?? 0.1;
+    // `null` is a bad value, not "the default": only a missing option defaults.
+    const maxTokens = options?.maxTokens === undefined ? 10 : options.maxTokens;
+    const tokenRatio = options?.tokenRatio === undefined ? 0.1 : options.tokenRatio;
     if (typeof maxTokens !== 'number')
       throw new TypeError(`Expected \`maxTokens\` to be a number, got ${describe(maxTokens)}`);
     if (!(maxTokens > 0 && Number.isFinite(maxTokens))) {

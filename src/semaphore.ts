@@ -210,7 +210,7 @@ export class Semaphore {
    */
   acquire(options?: AcquireOptions): Promise<Permit> {
     assertOptions('acquire', options, ACQUIRE_OPTIONS);
-    const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+    const timeout = options?.timeout === undefined ? Number.POSITIVE_INFINITY : options.timeout;
     assertDuration('timeout', timeout);
     const signal = options?.signal;
     assertSignal('signal', signal);

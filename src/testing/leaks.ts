@@ -5,7 +5,14 @@
  * @module
  */
 import { getEventListeners } from 'node:events';
+import { assertClock, assertOptions, describe } from '../internal/validate.js';
 import type { ManualClock } from './manual-clock.js';
+
+const LEAK_CHECK_KEYS = /* @__PURE__ */ new Set(['signals', 'clock', 'timersBefore']);
+
+function isAbortSignal(value: unknown): value is AbortSignal {
+  return typeof AbortSignal === 'function' && value instanceof AbortSignal;
+}
 
 /**
  * Counts the `abort` listeners currently attached to `signal`.
@@ -24,6 +31,7 @@ import type { ManualClock } from './manual-clock.js';
  * ```
  */
 export function abortListenerCount(signal: AbortSignal): number {
+  if (!isAbortSignal(signal)) throw new TypeError(`Expected \`signal\` to be an AbortSignal, got ${describe(signal)}`);
   return getEventListeners(signal, 'abort').length;
 }
 
@@ -83,6 +91,33 @@ export interface LeakCheck {
  * ```
  */
 export function assertNoLeaks(check: LeakCheck): void {
+  if (typeof check !== 'object' || check === null || Array.isArray(check)) {
+    throw new TypeError(`Expected \`check\` to be an object of what to inspect, got ${describe(check)}`);
+  }
+  assertOptions('assertNoLeaks', check, LEAK_CHECK_KEYS);
+  const { signals, clock, timersBefore } = check;
+  if (signals !== undefined) {
+    if (!Array.isArray(signals)) {
+      throw new TypeError(`Expected \`signals\` to be an array of AbortSignals, got ${describe(signals)}`);
+    }
+    signals.forEach((signal: unknown, index) => {
+      if (!isAbortSignal(signal)) {
+        throw new TypeError(
+          `Expected \`signals\` to be an array of AbortSignals, got an array whose entry ${String(index)} is ${describe(signal)}`,
+        );
+      }
+    });
+  }
+  if (clock !== undefined) {
+    assertClock('clock', clock);
+    if (typeof (clock as Partial<ManualClock>).pendingTimers !== 'number') {
+      throw new TypeError(`Expected \`clock\` to be a manual clock (with pendingTimers), got ${describe(clock)}`);
+    }
+  }
+  if (timersBefore !== undefined && !(Number.isInteger(timersBefore) && timersBefore >= 0)) {
+    const Kind = typeof timersBefore === 'number' ? RangeError : TypeError;
+    throw new Kind(`Expected \`timersBefore\` to be a count of timers (an integer ≥ 0), got ${describe(timersBefore)}`);
+  }
   const problems: string[] = [];
   check.signals?.forEach((signal, index) => {
     const count = abortListenerCount(signal);

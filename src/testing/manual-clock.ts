@@ -111,11 +111,11 @@ function flushOnce(): Promise<void> {
  */
 export function createManualClock(options?: ManualClockOptions): ManualClock {
   assertOptions('createManualClock', options, new Set(['start', 'maxTimers']));
-  const start = options?.start ?? 0;
+  const start = options?.start === undefined ? 0 : options.start;
   if (typeof start !== 'number' || !Number.isFinite(start)) {
     throw new TypeError(`Expected \`start\` to be a finite number, got ${describe(start)}`);
   }
-  const maxTimers = options?.maxTimers ?? 100_000;
+  const maxTimers = options?.maxTimers === undefined ? 100_000 : options.maxTimers;
   if (!Number.isInteger(maxTimers) || maxTimers < 1) {
     throw new RangeError(`Expected \`maxTimers\` to be a positive integer, got ${describe(maxTimers)}`);
   }
