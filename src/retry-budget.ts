@@ -51,11 +51,17 @@ const BUDGET_OPTIONS = new Set(['maxTokens', 'tokenRatio']);
 /** Tokens are counted in thousandths, so adding 0.1 ten times gives exactly 1. */
 const MILLI = 1000;
 
+/** Retries each budget refused, counted by `retry` (see {@link countThrottled}). */
+const throttledRetries = /* @__PURE__ */ new WeakMap<object, number>();
+
 /**
- * Counts a retry the budget refused, for `retry` (not exported from the
- * package: a budget of another copy of loopsafe simply does not count it).
+ * Counts a retry the budget refused, for `retry`: not exported from the
+ * package, so it is no member of the class (and works for a budget of another
+ * copy of loopsafe too).
  */
-export let countThrottled: (budget: RetryBudget) => void;
+export function countThrottled(budget: object): void {
+  throttledRetries.set(budget, (throttledRetries.get(budget) ?? 0) + 1);
+}
 
 /**
  * A retry budget shared across calls (gRFC A6 retry throttling): each failed
@@ -93,13 +99,6 @@ export class RetryBudget {
   readonly #ratioMilli: number;
   #successes = 0;
   #failures = 0;
-  #throttled = 0;
-
-  static {
-    countThrottled = (budget) => {
-      if (#throttled in budget) budget.#throttled++;
-    };
-  }
 
   /**
    * @param options - `maxTokens`, `tokenRatio`.
@@ -167,7 +166,7 @@ export class RetryBudget {
       canRetry: this.canRetry(),
       successes: this.#successes,
       failures: this.#failures,
-      throttled: this.#throttled,
+      throttled: throttledRetries.get(this) ?? 0,
     };
   }
 }

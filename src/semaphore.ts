@@ -50,26 +50,23 @@ export interface Permit extends Disposable {
 
 const ACQUIRE_OPTIONS = new Set(['signal', 'timeout', 'clock']);
 
-/** The semaphore's own operations, for its permits and waiters (set in its static block). */
-let release: (semaphore: Semaphore) => void;
-let dequeue: (semaphore: Semaphore, waiter: Waiter) => void;
-
 class SemaphorePermit implements Permit {
-  #owner: Semaphore | undefined;
+  /** Gives the permit back to its semaphore; `undefined` once released. */
+  #giveBack: (() => void) | undefined;
 
-  constructor(owner: Semaphore) {
-    this.#owner = owner;
+  constructor(giveBack: () => void) {
+    this.#giveBack = giveBack;
   }
 
   get released(): boolean {
-    return this.#owner === undefined;
+    return this.#giveBack === undefined;
   }
 
   release(): void {
-    const owner = this.#owner;
-    if (owner === undefined) return;
-    this.#owner = undefined;
-    release(owner);
+    const giveBack = this.#giveBack;
+    if (giveBack === undefined) return;
+    this.#giveBack = undefined;
+    giveBack();
   }
 
   [Symbol.dispose](): void {
@@ -82,18 +79,19 @@ class Waiter extends LeafWait<Permit> {
   prev: Waiter | undefined = undefined;
   next: Waiter | undefined = undefined;
   queued = false;
-  readonly #semaphore: Semaphore;
+  /** Takes the waiter out of its semaphore's queue. */
+  readonly #leaveQueue: (waiter: Waiter) => void;
   readonly #timeoutMs: number;
 
   constructor(
-    semaphore: Semaphore,
+    leaveQueue: (waiter: Waiter) => void,
     clock: Clock,
     scope: ScopeNode | undefined,
     signal: AbortSignal | undefined,
     timeoutMs: number,
   ) {
     super({ clock, scope, signal, timeoutMs });
-    this.#semaphore = semaphore;
+    this.#leaveQueue = leaveQueue;
     this.#timeoutMs = timeoutMs;
   }
 
@@ -103,14 +101,14 @@ class Waiter extends LeafWait<Permit> {
   }
 
   protected onDeadline(): void {
-    dequeue(this.#semaphore, this);
+    this.#leaveQueue(this);
     const error = newTimeoutError('Semaphore.acquire', this.#timeoutMs);
     publishTimeout('Semaphore.acquire', this.#timeoutMs, error, undefined);
     this.fail(error);
   }
 
   protected override withdraw(): void {
-    dequeue(this.#semaphore, this);
+    this.#leaveQueue(this);
   }
 }
 
@@ -159,14 +157,13 @@ export class Semaphore {
   #tail: Waiter | undefined = undefined;
   #waiting = 0;
 
-  static {
-    release = (semaphore) => {
-      semaphore.#release();
-    };
-    dequeue = (semaphore, waiter) => {
-      semaphore.#dequeue(waiter);
-    };
-  }
+  /** What permits and waiters are handed: the semaphore's own operations, made once. */
+  readonly #giveBack = (): void => {
+    this.#release();
+  };
+  readonly #leaveQueue = (waiter: Waiter): void => {
+    this.#dequeue(waiter);
+  };
 
   /**
    * @param permits - How many holders at once: an integer ≥ 1, or `Infinity`.
@@ -197,7 +194,7 @@ export class Semaphore {
     // Invariant: a released permit goes straight to a waiter, so permits are free only when nobody waits.
     if (this.#available < 1) return undefined;
     this.#available--;
-    return new SemaphorePermit(this);
+    return new SemaphorePermit(this.#giveBack);
   }
 
   /**
@@ -227,7 +224,7 @@ export class Semaphore {
     }
     const permit = this.tryAcquire();
     if (permit !== undefined) return Promise.resolve(permit);
-    const waiter = new Waiter(this, clockFor(options?.clock, scope), scope, signal, timeout);
+    const waiter = new Waiter(this.#leaveQueue, clockFor(options?.clock, scope), scope, signal, timeout);
     if (waiter.begin()) this.#enqueue(waiter);
     return waiter.promise;
   }
@@ -268,7 +265,7 @@ export class Semaphore {
       return;
     }
     this.#dequeue(waiter);
-    waiter.grant(new SemaphorePermit(this));
+    waiter.grant(new SemaphorePermit(this.#giveBack));
   }
 
   #enqueue(waiter: Waiter): void {

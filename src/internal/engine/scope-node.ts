@@ -9,7 +9,7 @@
  */
 import type { Clock } from '../../clock.js';
 import type { TimeoutError } from '../../errors.js';
-import type { Scope } from '../../scope.js';
+import type { Scope as PublicScope } from '../../scope.js';
 import { publishTimeout } from '../publish.js';
 import { runSoon } from '../platform.js';
 import { rejectAtCaller, takeStack } from '../stacks.js';
@@ -57,9 +57,25 @@ export function setStackCapture(enabled: boolean): boolean {
 /** What a scope's owner is told when the scope is cancelled while it runs. */
 export type AbortHook = (reason: unknown) => void;
 
-const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
+/**
+ * Scopes print as `Scope { name, remainingMs, state }`. The custom inspector is
+ * put on the prototype when the first scope opens, not in the class body: a
+ * computed method key is a side effect to a bundler, which would then keep the
+ * whole class in every bundle (a `safeSleep`-only one included).
+ */
+let inspectable = false;
+function makeInspectable(): void {
+  inspectable = true;
+  Object.defineProperty(ScopeNode.prototype, Symbol.for('nodejs.util.inspect.custom'), {
+    value(this: ScopeNode): object {
+      return this.describe();
+    },
+    configurable: true,
+    writable: true,
+  });
+}
 
-export class ScopeNode extends CancelNode implements Scope {
+export class ScopeNode extends CancelNode implements PublicScope {
   #name: string;
   /** The task index, for a gather task's scope (its name is made on first read); -1 otherwise. */
   readonly #task: number;
@@ -92,7 +108,7 @@ export class ScopeNode extends CancelNode implements Scope {
   static #head: ScopeNode | undefined = undefined;
   static #tail: ScopeNode | undefined = undefined;
   /** Overdue scopes whose owner still runs, held weakly: a function that can never settle is garbage. */
-  static readonly #overdue = new Set<WeakRef<ScopeNode>>();
+  static readonly #overdue = /* @__PURE__ */ new Set<WeakRef<ScopeNode>>();
   /** Scopes cancelled while their owner ran, since the last sweep. */
   static #candidates: ScopeNode[] = [];
   /** The size of `#overdue` at which the next sweep drops the references whose scope was collected. */
@@ -114,6 +130,7 @@ export class ScopeNode extends CancelNode implements Scope {
    * deadline has already passed is expired at once. Returns the scope.
    */
   open(): this {
+    if (!inspectable) makeInspectable();
     if (captureStacks) {
       const origin: { stack?: string } = {};
       // eslint-disable-next-line @typescript-eslint/unbound-method -- only its identity is used: the frames above it are cut
@@ -235,8 +252,9 @@ export class ScopeNode extends CancelNode implements Scope {
     return `Scope(${this.name})`;
   }
 
-  [inspectCustom](): object {
-    return new ScopeDescription(
+  /** What `util.inspect` shows (installed as its custom inspector on first use: see `open`). */
+  describe(): object {
+    return new Scope(
       this.name,
       this.remainingTime(),
       this.cancelled ? 'cancelled' : this.ownerRunning ? 'open' : 'closed',
@@ -367,12 +385,8 @@ export class ScopeNode extends CancelNode implements Scope {
   }
 }
 
-/** What `util.inspect` shows of a scope: `Scope { name, remainingMs, state }`. */
-class ScopeDescription {
-  static {
-    Object.defineProperty(this, 'name', { value: 'Scope' });
-  }
-
+/** What `util.inspect` shows of a scope: `Scope { name, remainingMs, state }` (hence its name). */
+class Scope {
   constructor(
     readonly name: string,
     readonly remainingMs: number,
