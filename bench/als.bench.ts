@@ -10,8 +10,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { withTimeout } from '../src/index.js';
 import { emit, flags, timeCandidates } from './lib/harness.js';
 
-const CALLS = flags.quick ? 2_000 : 20_000;
-const ROUNDS = flags.quick ? 1 : 5;
+const CALLS = flags.calls ?? (flags.quick ? 2_000 : 20_000);
+const ROUNDS = flags.rounds ?? (flags.quick ? 1 : 5);
 const AWAITS = 10;
 
 const storage = new AsyncLocalStorage<number>();

@@ -8,19 +8,24 @@
 import { setMaxListeners } from 'node:events';
 import pTimeout from 'p-timeout';
 import { retry, safeGather, safeWaitFor, withTimeout } from '../src/index.js';
-import { abortListeners, emit, flags, fullGc, round, target } from './lib/harness.js';
+import { abortListeners, emit, flags, fullGc, round, target, type Target } from './lib/harness.js';
+import { memoryCandidates, memoryTarget, targets as specs } from './lib/targets.js';
 
 const OPERATIONS = 100_000;
 const MS = 60_000;
 const task = (signal: AbortSignal): Promise<number> =>
   signal.aborted ? Promise.reject(signal.reason) : Promise.resolve(1);
 
-const candidates: Record<string, (parent: AbortSignal) => Promise<unknown>> = {
+type Candidate = (parent: AbortSignal) => Promise<unknown>;
+const mine: Record<(typeof memoryCandidates)[number], Candidate> = {
   'loopsafe safeWaitFor(fn, { signal, timeout })': (parent) => safeWaitFor(task, { signal: parent, timeout: MS }),
   'loopsafe withTimeout(fn, { signal })': (parent) =>
     withTimeout(MS, (scope) => task(scope.signal), { signal: parent }),
   'loopsafe retry(fn, { signal })': (parent) => retry(({ signal }) => task(signal), { signal: parent }),
   'loopsafe safeGather([fn], { signal })': (parent) => safeGather([task], { signal: parent }),
+};
+const candidates: Record<string, Candidate> = {
+  ...mine,
   'p-timeout { signal }': (parent) => pTimeout(Promise.resolve(1), { milliseconds: MS, signal: parent }),
   'AbortSignal.any([parent, AbortSignal.timeout])': (parent) =>
     task(AbortSignal.any([parent, AbortSignal.timeout(MS)])),
@@ -44,25 +49,20 @@ async function measure(
 async function main(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
   const failures: string[] = [];
-  const targets = [];
+  const targets: Target[] = [];
+  let listenersLeft = 0;
   for (const [name, run] of Object.entries(candidates)) {
-    if (flags.quick && !name.startsWith('loopsafe')) continue;
+    if (flags.quick && !(name in mine)) continue;
     const result = await measure(run);
     rows.push({ name, ...result });
-    if (name.startsWith('loopsafe')) {
+    if (name in mine) {
+      listenersLeft += result.listeners;
       if (result.listeners !== 0)
         failures.push(`${name}: ${String(result.listeners)} listeners left after ${String(OPERATIONS)} operations`);
-      targets.push(
-        target(
-          `memory.${name}`,
-          `${name}: heap retained after ${String(OPERATIONS)} ops`,
-          result.retainedKb / 1024,
-          1,
-          ' MB',
-        ),
-      );
+      targets.push(target(memoryTarget(name as keyof typeof mine), result.retainedKb / 1024));
     }
   }
+  targets.push(target(specs.memoryListeners, listenersLeft));
   emit(
     {
       bench: 'memory',

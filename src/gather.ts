@@ -375,11 +375,17 @@ class Gather {
     this.#done = true;
     const scope = this.#scope;
     publishGatherCancel(scope.name, 'failure', failure, this.#active);
+    // The rejection is queued first and the siblings aborted right after, synchronously: the
+    // caller sees it once every running sibling's signal has aborted, and before the reactions
+    // to the cancellations they then settle with (there may be 10,000 of those).
+    rejectAtCaller(this.#resolve, this.#reject, reason);
     // Leave first, so our own abort is not taken for one from outside.
     scope.exit();
-    scope.cancel(new DOMException(`${scope.name} was cancelled: a sibling task failed`, 'AbortError'));
+    // Made without a stack (it would only show this line): the siblings need its name and message.
+    scope.cancel(
+      createDeferred(() => new DOMException(`${scope.name} was cancelled: a sibling task failed`, 'AbortError')),
+    );
     this.#closeInput();
-    rejectAtCaller(this.#resolve, this.#reject, reason);
   }
 
   /** The gather's scope was cancelled from outside (caller signal, own timeout, enclosing scope). */

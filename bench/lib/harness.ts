@@ -8,11 +8,30 @@
  */
 import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
+import type { TargetSpec } from './targets.js';
 
-/** `--quick`: a smoke run (fewer calls and rounds) for `npm test`. `--json`: print the report as JSON. */
+/** The number after `--name` (`--calls 20000` or `--calls=20000`), if given. */
+function numberFlag(name: string): number | undefined {
+  const argv = process.argv;
+  const at = argv.findIndex((arg) => arg === name || arg.startsWith(`${name}=`));
+  const arg = argv[at];
+  if (arg === undefined) return undefined;
+  const raw = arg.includes('=') ? arg.slice(name.length + 1) : argv[at + 1];
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} takes a positive integer, got ${String(raw)}`);
+  return value;
+}
+
+/**
+ * `--quick`: a smoke run (fewer calls and rounds) for `npm test`. `--json`: print the report as JSON.
+ * `--calls N` / `--rounds N`: override a bench's calls per round and rounds (a small run by hand).
+ */
 export const flags = {
   quick: process.argv.includes('--quick'),
   json: process.argv.includes('--json'),
+  calls: numberFlag('--calls'),
+  rounds: numberFlag('--rounds'),
 };
 
 export const median = (values: readonly number[]): number =>
@@ -75,11 +94,63 @@ export async function timeCandidates(
   const floor = median(samples.get(baseline) ?? []);
   return names.map((name) => {
     const us = median(samples.get(name) ?? []);
-    return { name, usPerCall: round(us, 3), ratio: round(us / floor) };
+    return { name, usPerCall: round(us, 4), ratio: round(us / floor) };
   });
 }
 
-/** A target: `value` compared with `limit` (`<=` unless stated). */
+/** A table to time: its candidates and the name of its baseline. */
+export interface TableSpec {
+  candidates: Record<string, () => Promise<unknown>>;
+  baseline: string;
+}
+
+/**
+ * {@link timeCandidates} in two passes over several tables: first, table by
+ * table, the hand-written baselines and loopsafe (what the targets compare);
+ * then, table by table, every candidate `apart(name)` selects (the peers)
+ * beside the baseline again. A peer that leaves garbage or pending timers
+ * behind (AbortSignal.timeout's timer lives until it fires) then cannot slow
+ * the rows a target divides. A peer's ratio is to the baseline of its own pass.
+ * Rows come back in the candidates' order.
+ */
+export async function timeInTwoPasses<K extends string>(
+  tables: Record<K, TableSpec>,
+  calls: number,
+  rounds: number,
+  apart: (name: string) => boolean,
+): Promise<Record<K, TimedRow[]>> {
+  const entries = Object.entries(tables) as [K, TableSpec][];
+  const pick = ({ candidates, baseline }: TableSpec, second: boolean): Record<string, () => Promise<unknown>> =>
+    Object.fromEntries(Object.entries(candidates).filter(([name]) => name === baseline || apart(name) === second));
+  const rows = new Map<K, Map<string, TimedRow>>(entries.map(([key]) => [key, new Map()]));
+  for (const second of [false, true]) {
+    for (const [key, spec] of entries) {
+      const picked = pick(spec, second);
+      if (second && Object.keys(picked).length === 1) continue;
+      for (const row of await timeCandidates(picked, spec.baseline, calls, rounds)) {
+        if (!(second && row.name === spec.baseline)) rows.get(key)?.set(row.name, row);
+      }
+    }
+  }
+  return Object.fromEntries(
+    entries.map(([key, spec]) => [key, Object.keys(spec.candidates).flatMap((name) => rows.get(key)?.get(name) ?? [])]),
+  ) as Record<K, TimedRow[]>;
+}
+
+/**
+ * For a ratio target: the two rows of `tables[table]` whose `field` it divides,
+ * so that a later run can recompute the same candidate against another
+ * baseline row (see bench/report.ts, "against the committed figures").
+ */
+export interface RatioOf {
+  table: string;
+  candidate: string;
+  baseline: string;
+  /** `usPerCall` or `wallMs`. */
+  field: string;
+}
+
+/** A measured target (its definition is in targets.ts): met when `value <= limit`. */
 export interface Target {
   id: string;
   description: string;
@@ -87,13 +158,47 @@ export interface Target {
   limit: number;
   unit: string;
   met: boolean;
+  ratioOf?: RatioOf;
 }
 
-export function target(id: string, description: string, value: number, limit: number, unit = '×'): Target {
-  return { id, description, value: round(value, 3), limit, unit, met: value <= limit };
+export function target(spec: TargetSpec, value: number, ratioOf?: RatioOf): Target {
+  return {
+    id: spec.id,
+    description: spec.description,
+    value: round(value, 3),
+    limit: spec.limit,
+    unit: spec.unit,
+    met: value <= spec.limit,
+    ...(ratioOf === undefined ? {} : { ratioOf }),
+  };
 }
 
-/** The JSON every bench prints with `--json`; the runner collects them into bench/results/. */
+/** `field` of the row named `name` in `rows` (NaN when absent). */
+export function rowValue(rows: readonly unknown[], name: string, field: string): number {
+  const row = rows.find((r) => (r as { name?: unknown }).name === name) as Record<string, unknown> | undefined;
+  const value = row?.[field];
+  return typeof value === 'number' ? value : Number.NaN;
+}
+
+/** A ratio target: `candidate / baseline` over `field` of two rows of `tables[table]`. */
+export function ratioTarget(
+  spec: TargetSpec,
+  tables: Record<string, unknown[]>,
+  table: string,
+  candidate: string,
+  baseline: string,
+  field = 'usPerCall',
+): Target {
+  const rows = tables[table] ?? [];
+  return target(spec, rowValue(rows, candidate, field) / rowValue(rows, baseline, field), {
+    table,
+    candidate,
+    baseline,
+    field,
+  });
+}
+
+/** The JSON every bench prints with `--json`; the runner collects them into bench/results/<runtime>/. */
 export interface BenchReport {
   bench: string;
   node: string;
@@ -104,6 +209,30 @@ export interface BenchReport {
   /** Hard failures (a hang, a leak): the quick run exits non-zero on any. Never a timing ratio. */
   failures: string[];
   notes: string[];
+  /** Added by bench/run.ts when it writes the file: when the run finished (ISO 8601). */
+  date?: string;
+  /**
+   * Set on figures measured before issue 13 (previous baselines and targets): the report shows
+   * their tables with this caveat and none of their targets.
+   */
+  legacy?: string;
+}
+
+/** A target as committed, and where it comes from. */
+export interface PreviousTarget extends Target {
+  source: string;
+}
+
+/**
+ * bench/results/<runtime>/previous.json: the targets as committed before the
+ * run that wrote the results beside it (bench/run.ts takes them from git HEAD),
+ * so the report can show whether a figure got worse.
+ */
+export interface PreviousFigures {
+  /** Where the figures come from, in a few words (the report quotes it). */
+  source?: string;
+  note: string;
+  targets: PreviousTarget[];
 }
 
 export function emit(report: BenchReport, titles: Record<string, string> = {}): void {

@@ -44,10 +44,11 @@ class SignalHub {
   readonly signal: AbortSignal;
   first: CancelNode | undefined = undefined;
   last: CancelNode | undefined = undefined;
+  /** Whether its listener is on the signal: while any node follows it. */
+  listening = false;
 
   constructor(signal: AbortSignal) {
     this.signal = signal;
-    signal.addEventListener('abort', this);
   }
 
   /** The `abort` listener (an object listener: no closure per signal). */
@@ -357,11 +358,14 @@ export abstract class CancelNode implements DeadlineTarget {
     if (!this.#running) return;
     this.#running = false;
     if (this.#status !== LINKED) return;
-    if (this.#runningRef) CancelNode.#addRefs(this, -1);
     if (this.#first === undefined) {
-      this.#unlink();
+      // Nothing inside needs it: unlinked at once (the parent's count drops with it).
       this.#status = RELEASED;
+      this.#unlink();
+      this.#refs = 0;
+      return;
     }
+    if (this.#runningRef) CancelNode.#addRefs(this, -1);
   }
 
   /** Whether its owner is still running. */
@@ -463,10 +467,16 @@ export abstract class CancelNode implements DeadlineTarget {
   // ── outside signals ────────────────────────────────────────────────
 
   static #join(signal: AbortSignal, node: CancelNode): void {
+    // The hub stays in the (weak) map while its signal lives: the next operation on the same
+    // signal reuses it, and only its listener comes and goes.
     let hub = hubs.get(signal);
     if (hub === undefined) {
       hub = new SignalHub(signal);
       hubs.set(signal, hub);
+    }
+    if (!hub.listening) {
+      hub.listening = true;
+      signal.addEventListener('abort', hub);
     }
     node.#hub = hub;
     const last = hub.last;
@@ -491,8 +501,8 @@ export abstract class CancelNode implements DeadlineTarget {
   }
 
   static #closeHub(hub: SignalHub): void {
+    hub.listening = false;
     hub.signal.removeEventListener('abort', hub);
-    if (hubs.get(hub.signal) === hub) hubs.delete(hub.signal);
   }
 
   /** The signal behind `hub` aborted: every node that follows it is cancelled with its reason. */

@@ -281,10 +281,7 @@ export class ScopeNode extends CancelNode implements PublicScope {
   }
 
   protected onCancelled(reason: unknown): void {
-    if (this.ownerRunning) {
-      if (this.#task >= 0 && !this.#registered && this.#weakSelf === undefined) ScopeNode.#register(this);
-      if (this.#registered) ScopeNode.#markOverdue(this);
-    }
+    if (this.ownerRunning) ScopeNode.#markOverdue(this);
     this.#controller?.abort(reason);
     const reject = this.#rejectOwner;
     if (reject !== undefined) {
@@ -357,9 +354,11 @@ export class ScopeNode extends CancelNode implements PublicScope {
 
   static readonly #sweep = (): void => {
     const candidates = ScopeNode.#candidates;
+    if (candidates.length === 0) return;
     ScopeNode.#candidates = [];
     for (const scope of candidates) {
-      if (!scope.#registered || !scope.ownerRunning) continue;
+      // Still running, and not yet held weakly: a gather task's scope was never in the list.
+      if (!scope.ownerRunning || scope.#weakSelf !== undefined) continue;
       ScopeNode.#unregister(scope);
       const ref = new WeakRef(scope);
       scope.#weakSelf = ref;
@@ -374,6 +373,8 @@ export class ScopeNode extends CancelNode implements PublicScope {
 
   /** The open scopes: owners running, overdue ones included. Unordered. */
   static openScopes(): ScopeNode[] {
+    // Scopes cancelled since the last sweep are listed too (a gather task's was in no list yet).
+    if (ScopeNode.#candidates.length > 0) ScopeNode.#sweep();
     const list: ScopeNode[] = [];
     for (let scope = ScopeNode.#head; scope !== undefined; scope = scope.#regNext) list.push(scope);
     for (const ref of ScopeNode.#overdue) {
