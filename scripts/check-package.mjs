@@ -126,7 +126,8 @@ try {
  * underscore member (`Semaphore._release`), nothing from src/internal/.
  */
 function checkPublishedTypes(dist) {
-  const internal = /\b(CancelNode|ScopeNode|LeafWait|SignalHub|Waiter|SemaphorePermit|QueuedDeadline|ClockDeadline|createDeferred|rejectAtCaller|countThrottled|assertRetryOptions|timerLagSource|DEFAULT_BACKOFF_MAX_MS)\b/;
+  const internal =
+    /\b(CancelNode|ScopeNode|LeafWait|SignalHub|Waiter|SemaphorePermit|QueuedDeadline|ClockDeadline|createDeferred|rejectAtCaller|countThrottled|assertRetryOptions|timerLagSource|DEFAULT_BACKOFF_MAX_MS)\b/;
   const underscoreMember = /^\s*(?:readonly\s+|static\s+|protected\s+)*_[A-Za-z]\w*\??\s*[(:<]/m;
   const declarations = readdirSync(dist).filter((file) => /\.d\.c?ts$/.test(file));
   if (declarations.length === 0) throw new Error('no declarations in the tarball');
