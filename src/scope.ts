@@ -97,10 +97,11 @@ export interface ScopeOptions {
 }
 
 const SCOPE_OPTIONS = new Set(['signal', 'clock', 'name']);
+const NO_OPTIONS: ScopeOptions = /* @__PURE__ */ Object.freeze({});
 
 function readOptions(fnName: string, options: ScopeOptions | undefined): ScopeOptions {
   assertOptions(fnName, options, SCOPE_OPTIONS);
-  if (options === undefined) return {};
+  if (options === undefined) return NO_OPTIONS;
   assertSignal('signal', options.signal);
   assertClock('clock', options.clock);
   assertOptionalString('name', options.name);

@@ -90,7 +90,7 @@ class Waiter extends LeafWait<Permit> {
     signal: AbortSignal | undefined,
     timeoutMs: number,
   ) {
-    super({ clock, scope, signal, timeoutMs });
+    super(clock, scope, signal, timeoutMs);
     this.#leaveQueue = leaveQueue;
     this.#timeoutMs = timeoutMs;
   }

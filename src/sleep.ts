@@ -91,7 +91,7 @@ export function safeSleep(ms: number, options?: SleepOptions): Promise<void> {
     ref = options.unref !== true;
   }
   const scope = ambientScope();
-  const sleep = new Sleep({ clock: clockFor(clock, scope), scope, signal, timeoutMs: ms, ref });
+  const sleep = new Sleep(clockFor(clock, scope), scope, signal, ms, ref);
   sleep.begin();
   return sleep.promise;
 }

@@ -153,7 +153,7 @@ class PromiseWait<T> extends LeafWait<T> {
     timeoutMs: number,
     fallback: Fallback<T> | undefined,
   ) {
-    super({ clock, scope, signal, timeoutMs });
+    super(clock, scope, signal, timeoutMs);
     this.#name = name;
     this.#timeoutMs = timeoutMs;
     this.#scope = scope;

@@ -19,7 +19,7 @@ import { systemClock, type Clock } from '../../clock.js';
 import { createContextStorage, type ContextStorage } from '../platform.js';
 import { absorb, rejectAtCaller, rejectedAtCaller, settledElsewhere } from '../stacks.js';
 import { LeafWait } from './leaf.js';
-import { ScopeNode, type ScopeInit } from './scope-node.js';
+import { ScopeNode, type TimeoutErrorFactory } from './scope-node.js';
 
 export { LeafWait } from './leaf.js';
 export { ScopeNode, setStackCapture } from './scope-node.js';
@@ -51,7 +51,7 @@ export interface OpenOptions {
   readonly signal?: AbortSignal | undefined;
   /** @defaultValue the parent's clock, else the system clock */
   readonly clock?: Clock | undefined;
-  readonly timeoutError?: ScopeInit['timeoutError'];
+  readonly timeoutError?: TimeoutErrorFactory | undefined;
   /** For the scope of a gather's task `task` (see `ScopeInit.task`). */
   readonly task?: number | undefined;
 }
@@ -75,17 +75,17 @@ export function openChild(parent: ScopeNode | undefined, options: OpenOptions): 
     deadline = given instanceof Date ? now + (given.getTime() - Date.now()) : given;
     timeoutMs = Math.max(0, deadline - now);
   }
-  return new ScopeNode({
-    name: options.name,
+  return new ScopeNode(
+    options.name,
     clock,
     parent,
     deadline,
     timeoutMs,
     now,
-    signal: options.signal,
-    timeoutError: options.timeoutError,
-    task: options.task,
-  }).open();
+    options.signal,
+    options.timeoutError,
+    options.task ?? -1,
+  ).open();
 }
 
 /**
@@ -222,12 +222,7 @@ export function waitBounded<T>(
   signal?: AbortSignal,
 ): Promise<T> {
   if (scope === undefined && signal === undefined) return work;
-  return new BoundedWait<T>({
-    clock: scope?.clock ?? systemClock,
-    scope,
-    signal,
-    timeoutMs: Number.POSITIVE_INFINITY,
-  }).start(work);
+  return new BoundedWait<T>(scope?.clock ?? systemClock, scope, signal, Number.POSITIVE_INFINITY).start(work);
 }
 
 /** The open scopes (owners running, overdue ones included), oldest first. */

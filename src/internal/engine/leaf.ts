@@ -11,17 +11,6 @@ import type { Clock } from '../../clock.js';
 import { rejectAtCaller, settledElsewhere } from '../stacks.js';
 import { CancelNode } from './node.js';
 
-export interface LeafInit {
-  readonly clock: Clock;
-  /** The scope it waits in (its parent in the tree). */
-  readonly scope: CancelNode | undefined;
-  readonly signal: AbortSignal | undefined;
-  /** Its own timeout in ms from now on `clock` (`Infinity` for none). */
-  readonly timeoutMs: number;
-  /** Whether it may keep the process alive. @defaultValue `true` */
-  readonly ref?: boolean | undefined;
-}
-
 export abstract class LeafWait<T> extends CancelNode {
   /** Settles once: the operation's outcome. */
   readonly promise: Promise<T>;
@@ -30,16 +19,22 @@ export abstract class LeafWait<T> extends CancelNode {
   /** When it started, on its clock. */
   readonly #startedAt: number;
 
-  constructor(init: LeafInit) {
-    const { clock, timeoutMs } = init;
+  /**
+   * @param clock - The clock its timeout is measured on.
+   * @param scope - The scope it waits in (its parent in the tree).
+   * @param signal - An outside signal that cancels it.
+   * @param timeoutMs - Its own timeout in ms from now (`Infinity` for none).
+   * @param ref - Whether it may keep the process alive.
+   */
+  constructor(
+    clock: Clock,
+    scope: CancelNode | undefined,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+    ref = true,
+  ) {
     const now = clock.now();
-    super({
-      clock,
-      above: init.scope,
-      signal: init.signal,
-      deadline: timeoutMs === Number.POSITIVE_INFINITY ? timeoutMs : now + timeoutMs,
-      ref: init.ref !== false,
-    });
+    super(clock, scope, signal, now + timeoutMs, ref);
     this.#startedAt = now;
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;

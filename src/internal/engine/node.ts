@@ -22,19 +22,6 @@ const CANCELLED = 2;
 
 type Status = typeof LINKED | typeof RELEASED | typeof CANCELLED;
 
-/** How a node is created. */
-export interface NodeInit {
-  readonly clock: Clock;
-  /** The scope it is opened in; it hangs under it for as long as it is linked. */
-  readonly above: CancelNode | undefined;
-  /** An outside signal that cancels it. */
-  readonly signal: AbortSignal | undefined;
-  /** Its own deadline, a time on `clock`; `Infinity` for none. */
-  readonly deadline: number;
-  /** Whether its owner, while running, may keep the process alive (an `unref`'d sleep may not). */
-  readonly ref: boolean;
-}
-
 /**
  * One listener on an outside signal, shared by every node that follows it: 10,000
  * concurrent operations on one signal cost one listener, not 10,000. It is
@@ -116,14 +103,26 @@ export abstract class CancelNode implements DeadlineTarget {
   /** Cancelled because a deadline passed: its own or an ancestor's. */
   #byDeadline = false;
 
-  constructor(init: NodeInit) {
-    const { clock, above, deadline } = init;
+  /**
+   * @param clock - The clock its deadline is measured on.
+   * @param above - The scope it is opened in; it hangs under it for as long as it is linked.
+   * @param signal - An outside signal that cancels it.
+   * @param deadline - Its own deadline, a time on `clock`; `Infinity` for none.
+   * @param ref - Whether its owner, while running, may keep the process alive (an `unref`'d sleep may not).
+   */
+  constructor(
+    clock: Clock,
+    above: CancelNode | undefined,
+    signal: AbortSignal | undefined,
+    deadline: number,
+    ref: boolean,
+  ) {
     this.#clock = clock;
     this.#above = above;
-    this.#signal = init.signal;
+    this.#signal = signal;
     this.#own = deadline;
-    this.#runningRef = init.ref;
-    this.#refs = init.ref ? 1 : 0;
+    this.#runningRef = ref;
+    this.#refs = ref ? 1 : 0;
     if (above === undefined) {
       this.#deadline = deadline;
       this.#owner = this;

@@ -16,33 +16,8 @@ import { rejectAtCaller, takeStack } from '../stacks.js';
 import { CancelNode } from './node.js';
 import { newTimeoutError } from './timeout-error.js';
 
-export interface ScopeInit {
-  readonly name: string;
-  readonly clock: Clock;
-  /** The enclosing scope, if any. */
-  readonly parent: ScopeNode | undefined;
-  /** Its own deadline, a time on `clock` (`Infinity` for none). */
-  readonly deadline: number;
-  /** The timeout the caller asked for, reported in its TimeoutError. */
-  readonly timeoutMs: number;
-  /** The time on `clock` it is opened at. */
-  readonly now: number;
-  /**
-   * Opens the scope of task `index` of a gather (named `` `${name}[${index}]` ``,
-   * the name made only if read). It is registered as open only if it is
-   * cancelled while its task still runs: a gather of 10,000 tasks costs the
-   * registry nothing, and the ones that ignore their signal are still listed.
-   */
-  readonly task?: number | undefined;
-  /** An outside signal that cancels it. */
-  readonly signal: AbortSignal | undefined;
-  /**
-   * Makes the error it is cancelled with when its own deadline passes (the
-   * error its caller receives, and the one published on `loopsafe:timeout`).
-   * @defaultValue a {@link TimeoutError} naming the scope and its timeout
-   */
-  readonly timeoutError?: ((scope: ScopeNode) => TimeoutError) | undefined;
-}
+/** Makes the error a scope is cancelled with when its own deadline passes (see the constructor). */
+export type TimeoutErrorFactory = (scope: ScopeNode) => TimeoutError;
 
 /** Whether new scopes record where they were opened (a stack capture per scope). */
 let captureStacks = false;
@@ -82,7 +57,7 @@ export class ScopeNode extends CancelNode implements PublicScope {
   readonly #parentScope: ScopeNode | undefined;
   readonly #createdAt: number;
   readonly #timeoutMs: number;
-  readonly #timeoutError: ((scope: ScopeNode) => TimeoutError) | undefined;
+  readonly #timeoutError: TimeoutErrorFactory | undefined;
   /** Where the scope was opened, when stack capture is on (formatted lazily by V8). */
   #origin: { readonly stack?: string } | undefined = undefined;
   #controller: AbortController | undefined = undefined;
@@ -114,15 +89,40 @@ export class ScopeNode extends CancelNode implements PublicScope {
   /** The size of `#overdue` at which the next sweep drops the references whose scope was collected. */
   static #pruneAt = 1024;
 
-  constructor(init: ScopeInit) {
-    const { clock, parent } = init;
-    super({ clock, above: parent, signal: init.signal, deadline: init.deadline, ref: true });
-    this.#name = init.name;
-    this.#task = init.task ?? -1;
+  /**
+   * @param name - Its name (for a gather task's scope, the gather's: see `task`).
+   * @param clock - The clock its deadline is measured on.
+   * @param parent - The enclosing scope, if any.
+   * @param deadline - Its own deadline, a time on `clock` (`Infinity` for none).
+   * @param timeoutMs - The timeout the caller asked for, reported in its TimeoutError.
+   * @param now - The time on `clock` it is opened at.
+   * @param signal - An outside signal that cancels it.
+   * @param timeoutError - Makes the error it is cancelled with when its own deadline passes (the
+   *   error its caller receives, and the one published on `loopsafe:timeout`); by default a
+   *   TimeoutError naming the scope and its timeout.
+   * @param task - For the scope of task `task` of a gather: named `` `${name}[${task}]` `` (the
+   *   name made only if read), and registered as open only if it is cancelled while its task still
+   *   runs — a gather of 10,000 tasks costs the registry nothing, and the ones that ignore their
+   *   signal are still listed. -1 otherwise.
+   */
+  constructor(
+    name: string,
+    clock: Clock,
+    parent: ScopeNode | undefined,
+    deadline: number,
+    timeoutMs: number,
+    now: number,
+    signal: AbortSignal | undefined,
+    timeoutError: TimeoutErrorFactory | undefined,
+    task: number,
+  ) {
+    super(clock, parent, signal, deadline, true);
+    this.#name = name;
+    this.#task = task;
     this.#parentScope = parent;
-    this.#createdAt = init.now;
-    this.#timeoutMs = init.timeoutMs;
-    this.#timeoutError = init.timeoutError;
+    this.#createdAt = now;
+    this.#timeoutMs = timeoutMs;
+    this.#timeoutError = timeoutError;
   }
 
   /**
