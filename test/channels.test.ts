@@ -1,33 +1,12 @@
-import diagnosticsChannel from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TimeoutError } from '../src/errors.js';
 import { safeGather } from '../src/gather.js';
-import { channelNames } from '../src/channels.js';
 import { retry } from '../src/retry.js';
 import { withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
 import { createManualClock } from '../src/testing.js';
 import { observe } from './fixtures/observe.js';
-
-const channels = Object.values(channelNames).map((name) => [name, name] as const);
-
-/** Subscribes to every loopsafe channel, recording `[channel, message]` in publication order. */
-function record(): { events: [string, unknown][]; stop(): void } {
-  const events: [string, unknown][] = [];
-  const handlers = channels.map(([, name]) => {
-    const handler = (message: unknown): void => {
-      events.push([name, message]);
-    };
-    diagnosticsChannel.subscribe(name, handler);
-    return [name, handler] as const;
-  });
-  return {
-    events,
-    stop: () => {
-      for (const [name, handler] of handlers) diagnosticsChannel.unsubscribe(name, handler);
-    },
-  };
-}
+import { recordChannels } from './fixtures/channels.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -36,7 +15,7 @@ afterEach(() => {
 describe('published by the engine, retry and gather', () => {
   it("loopsafe:timeout: a scope's own deadline, before the enclosing gather cancels, in order", async () => {
     const clock = createManualClock();
-    const recorder = record();
+    const recorder = recordChannels();
     try {
       const run = observe(
         safeGather([() => withTimeout(50, () => safeSleep(1_000), { name: 'inner' }), () => safeSleep(1_000)], {
@@ -62,7 +41,7 @@ describe('published by the engine, retry and gather', () => {
 
   it('loopsafe:retry: attempt, delay and error before each wait', async () => {
     const clock = createManualClock();
-    const recorder = record();
+    const recorder = recordChannels();
     const failures = [new Error('one'), new Error('two')];
     try {
       const run = observe(
@@ -89,7 +68,7 @@ describe('published by the engine, retry and gather', () => {
 
   it("loopsafe:gather:cancel: the gather's own timeout, then an outside abort", async () => {
     const clock = createManualClock();
-    const recorder = record();
+    const recorder = recordChannels();
     try {
       const timedOut = observe(
         safeGather([() => safeSleep(1_000), () => safeSleep(1_000)], { name: 'slow', timeout: 100, clock }),

@@ -20,46 +20,43 @@ const check = (condition: boolean, message: string): void => {
   expect(condition, message).toBe(true);
 };
 
-describe("vitest's fake timers", () => {
-  it.each(Object.keys(scenarios))('%s', async (name) => {
-    vi.useFakeTimers();
-    try {
-      await (scenarios[name] as (typeof scenarios)[string])(
-        loopsafe,
-        (ms) => vi.advanceTimersByTimeAsync(ms).then(() => undefined),
-        check,
-      );
-    } finally {
-      vi.useRealTimers();
-    }
-  });
+/** An in-process tool: `install()` fakes the timers and returns how to advance them and how to undo it. */
+function describeTool(title: string, install: () => { advance: (ms: number) => Promise<unknown>; uninstall(): void }) {
+  describe(title, () => {
+    it.each(Object.keys(scenarios))('%s', async (name) => {
+      const tool = install();
+      try {
+        await (scenarios[name] as (typeof scenarios)[string])(
+          loopsafe,
+          (ms) => tool.advance(ms).then(() => undefined),
+          check,
+        );
+      } finally {
+        tool.uninstall();
+      }
+    });
 
-  it('real timers work again after useRealTimers()', async () => {
-    const started = performance.now();
-    await loopsafe.safeSleep(5);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(4);
+    it('real timers work again once the tool is uninstalled', async () => {
+      const started = performance.now();
+      await loopsafe.safeSleep(5);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(4);
+    });
   });
+}
+
+describeTool("vitest's fake timers", () => {
+  vi.useFakeTimers();
+  return { advance: (ms) => vi.advanceTimersByTimeAsync(ms), uninstall: () => vi.useRealTimers() };
 });
 
-describe('@sinonjs/fake-timers', () => {
-  it.each(Object.keys(scenarios))('%s', async (name) => {
-    const clock = FakeTimers.install();
-    try {
-      await (scenarios[name] as (typeof scenarios)[string])(
-        loopsafe,
-        (ms) => clock.tickAsync(ms).then(() => undefined),
-        check,
-      );
-    } finally {
+describeTool('@sinonjs/fake-timers', () => {
+  const clock = FakeTimers.install();
+  return {
+    advance: (ms) => clock.tickAsync(ms),
+    uninstall: () => {
       clock.uninstall();
-    }
-  });
-
-  it('real timers work again after uninstall()', async () => {
-    const started = performance.now();
-    await loopsafe.safeSleep(5);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(4);
-  });
+    },
+  };
 });
 
 /** Runs a command; resolves with its exit code and output (bounded). */

@@ -4,7 +4,6 @@
  * may do, where a returned thenable runs, which timeouts are published, and
  * which async frames an error keeps.
  */
-import diagnosticsChannel from 'node:diagnostics_channel';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   channelNames,
@@ -29,6 +28,7 @@ import {
 } from '../src/index.js';
 import { createManualClock, type ManualClock } from '../src/testing.js';
 import { flush, never, observe, realDelay, trackUnhandledRejections } from './fixtures/observe.js';
+import { recordChannels } from './fixtures/channels.js';
 
 let rejections: ReturnType<typeof trackUnhandledRejections>;
 beforeEach(() => {
@@ -331,50 +331,35 @@ describe('every timeout is published on loopsafe:timeout, with the error its cal
 
   it.each(Object.keys(cases(createManualClock())))('%s', async (name) => {
     const clock = createManualClock();
-    const published: TimeoutMessage[] = [];
-    const onTimeout = (message: unknown) => published.push(message as TimeoutMessage);
-    diagnosticsChannel.subscribe(channelNames.timeout, onTimeout);
-    try {
-      const run = observe((cases(clock)[name] as () => Promise<unknown>)());
-      await clock.advance(100);
-      const received = reasonOf(run.outcome);
-      expect(received).toBeInstanceOf(TimeoutError);
-      expect(published).toHaveLength(1);
-      expect(published[0]?.error).toBe(received);
-      expect(published[0]?.scopeName).toBe((received as TimeoutError).scopeName);
-    } finally {
-      diagnosticsChannel.unsubscribe(channelNames.timeout, onTimeout);
-    }
+    using recorder = recordChannels([channelNames.timeout]);
+    const published = (): TimeoutMessage[] => recorder.messages<TimeoutMessage>(channelNames.timeout);
+    const run = observe((cases(clock)[name] as () => Promise<unknown>)());
+    await clock.advance(100);
+    const received = reasonOf(run.outcome);
+    expect(received).toBeInstanceOf(TimeoutError);
+    expect(published()).toHaveLength(1);
+    expect(published()[0]?.error).toBe(received);
+    expect(published()[0]?.scopeName).toBe((received as TimeoutError).scopeName);
   });
 
   it('retry’s attemptTimeout publishes each attempt’s own TimeoutError', async () => {
     const clock = createManualClock();
-    const published: TimeoutMessage[] = [];
-    const onTimeout = (message: unknown) => published.push(message as TimeoutMessage);
-    diagnosticsChannel.subscribe(channelNames.timeout, onTimeout);
-    try {
-      const run = observe(retry(() => never(), { attemptTimeout: 10, maxAttempts: 2, backoff: () => 0, clock }));
-      await clock.advance(10);
-      await clock.advance(20);
-      expect(published.map((m) => m.scopeName)).toEqual(['retry attempt 1', 'retry attempt 2']);
-      expect(reasonOf(run.outcome)).toBe(published[1]?.error);
-    } finally {
-      diagnosticsChannel.unsubscribe(channelNames.timeout, onTimeout);
-    }
+    using recorder = recordChannels([channelNames.timeout]);
+    const published = (): TimeoutMessage[] => recorder.messages<TimeoutMessage>(channelNames.timeout);
+    const run = observe(retry(() => never(), { attemptTimeout: 10, maxAttempts: 2, backoff: () => 0, clock }));
+    await clock.advance(10);
+    await clock.advance(20);
+    expect(published().map((m) => m.scopeName)).toEqual(['retry attempt 1', 'retry attempt 2']);
+    expect(reasonOf(run.outcome)).toBe(published()[1]?.error);
   });
 
   it('a timeoutContext’s expiry is published', async () => {
     const clock = createManualClock();
-    const published: TimeoutMessage[] = [];
-    const onTimeout = (message: unknown) => published.push(message as TimeoutMessage);
-    diagnosticsChannel.subscribe(channelNames.timeout, onTimeout);
-    try {
-      using ctx = timeoutContext(100, { clock, name: 'report' });
-      await clock.advance(100);
-      expect(published.map((m) => [m.scopeName, m.error === ctx.signal.reason])).toEqual([['report', true]]);
-    } finally {
-      diagnosticsChannel.unsubscribe(channelNames.timeout, onTimeout);
-    }
+    using recorder = recordChannels([channelNames.timeout]);
+    const published = (): TimeoutMessage[] => recorder.messages<TimeoutMessage>(channelNames.timeout);
+    using ctx = timeoutContext(100, { clock, name: 'report' });
+    await clock.advance(100);
+    expect(published().map((m) => [m.scopeName, m.error === ctx.signal.reason])).toEqual([['report', true]]);
   });
 });
 

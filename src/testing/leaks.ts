@@ -91,7 +91,8 @@ export interface LeakCheck {
  * ```
  */
 export function assertNoLeaks(check: LeakCheck): void {
-  if (typeof check !== 'object' || check === null || Array.isArray(check)) {
+  const given: unknown = check; // callers without types can pass anything
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     throw new TypeError(`Expected \`check\` to be an object of what to inspect, got ${describe(check)}`);
   }
   assertOptions('assertNoLeaks', check, LEAK_CHECK_KEYS);

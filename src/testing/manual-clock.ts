@@ -8,6 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { setImmediate as realSetImmediate } from 'node:timers';
 import type { Clock } from '../clock.js';
 import { MAX_TIMER_DELAY_MS } from '../clock.js';
+import { IndexedHeap } from '../internal/heap.js';
 import { assertDuration, assertOptions, describe } from '../internal/validate.js';
 
 /**
@@ -123,56 +124,17 @@ export function createManualClock(options?: ManualClockOptions): ManualClock {
   let now = start;
   let nextId = 1;
   const timers = new Map<number, VirtualTimer>();
-  // A binary min-heap ordered by (at, id). A cleared timer leaves it at once
-  // (each timer knows its index), so 100,000 cleared timers hold no memory.
-  const heap: VirtualTimer[] = [];
-
-  const before = (a: VirtualTimer, b: VirtualTimer): boolean => a.at < b.at || (a.at === b.at && a.id < b.id);
-  const place = (timer: VirtualTimer, index: number): void => {
-    heap[index] = timer;
-    timer.index = index;
-  };
-  const siftUp = (index: number): void => {
-    const timer = heap[index] as VirtualTimer;
-    while (index > 0) {
-      const up = (index - 1) >> 1;
-      const parent = heap[up] as VirtualTimer;
-      if (!before(timer, parent)) break;
-      place(parent, index);
-      index = up;
-    }
-    place(timer, index);
-  };
-  const siftDown = (index: number): void => {
-    const timer = heap[index] as VirtualTimer;
-    for (;;) {
-      const left = 2 * index + 1;
-      if (left >= heap.length) break;
-      const right = left + 1;
-      const child =
-        right < heap.length && before(heap[right] as VirtualTimer, heap[left] as VirtualTimer) ? right : left;
-      const next = heap[child] as VirtualTimer;
-      if (!before(next, timer)) break;
-      place(next, index);
-      index = child;
-    }
-    place(timer, index);
-  };
+  // Ordered by (at, id). A cleared timer leaves it at once (each timer knows
+  // its index), so 100,000 cleared timers hold no memory.
+  const heap = new IndexedHeap<VirtualTimer>((a, b) => a.at < b.at || (a.at === b.at && a.id < b.id));
   const push = (timer: VirtualTimer): void => {
     heap.push(timer);
-    siftUp(heap.length - 1);
   };
   const remove = (timer: VirtualTimer): void => {
-    const index = timer.index;
-    timer.index = -1;
+    heap.remove(timer);
     timers.delete(timer.id);
-    const last = heap.pop() as VirtualTimer;
-    if (last === timer) return;
-    place(last, index);
-    siftDown(index);
-    siftUp(last.index);
   };
-  const peek = (): VirtualTimer | undefined => heap[0];
+  const peek = (): VirtualTimer | undefined => heap.peek();
 
   /** Timers fired by the current advance()/runAll(), checked against `maxTimers`. */
   let fired = 0;

@@ -15,6 +15,7 @@ import {
   timeoutChannel,
 } from '../../src/internal/publish.js';
 import { timeoutContext } from '../../src/scope.js';
+import { recordChannels } from '../fixtures/channels.js';
 
 const channels = [
   ['timeout', 'loopsafe:timeout', timeoutChannel],
@@ -23,24 +24,6 @@ const channels = [
   ['stall', 'loopsafe:stall', stallChannel],
   ['shed', 'loopsafe:shed', shedChannel],
 ] as const;
-
-/** Subscribes to every loopsafe channel, recording `[channel, message]` in publication order. */
-function record(): { events: [string, unknown][]; stop(): void } {
-  const events: [string, unknown][] = [];
-  const handlers = channels.map(([, name]) => {
-    const handler = (message: unknown): void => {
-      events.push([name, message]);
-    };
-    diagnosticsChannel.subscribe(name, handler);
-    return [name, handler] as const;
-  });
-  return {
-    events,
-    stop: () => {
-      for (const [name, handler] of handlers) diagnosticsChannel.unsubscribe(name, handler);
-    },
-  };
-}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -65,7 +48,7 @@ describe('the publish helpers behind the diagnostics channels', () => {
   });
 
   it('publish helpers deliver typed payloads, in order, to subscribers', () => {
-    const recorder = record();
+    const recorder = recordChannels();
     try {
       using scope = timeoutContext(10, { name: 'checkout' });
       const error = new TimeoutError(undefined, { scopeName: 'checkout', timeoutMs: 10 });

@@ -298,6 +298,15 @@ export abstract class CancelNode implements DeadlineTarget {
 
   /** Unlinks from the tree: timer, signal, parent. The parent is told, and may be released in turn. */
   #unlink(): void {
+    const parent = this.#cutLinks();
+    if (parent !== undefined) CancelNode.#releaseIfIdle(parent);
+  }
+
+  /**
+   * Cancels the timer, leaves the signal's hub and the parent's child list (and
+   * its count of refs); returns the parent, which is not released here.
+   */
+  #cutLinks(): CancelNode | undefined {
     const timer = this.#timer;
     if (timer !== undefined) {
       this.#timer = undefined;
@@ -305,7 +314,7 @@ export abstract class CancelNode implements DeadlineTarget {
     }
     if (this.#hub !== undefined) CancelNode.#leave(this);
     const parent = this.#parent;
-    if (parent === undefined) return;
+    if (parent === undefined) return undefined;
     this.#parent = undefined;
     const prev = this.#prev;
     const next = this.#next;
@@ -316,35 +325,16 @@ export abstract class CancelNode implements DeadlineTarget {
     this.#prev = undefined;
     this.#next = undefined;
     if (this.#refs > 0) CancelNode.#addRefs(parent, -1);
-    CancelNode.#releaseIfIdle(parent);
+    return parent;
   }
 
   /** Releases `start`, and each node above it in turn, while its owner is done and nothing hangs under it. */
   static #releaseIfIdle(start: CancelNode): void {
     let node: CancelNode | undefined = start;
     while (node !== undefined && node.#status === LINKED && !node.#running && node.#first === undefined) {
-      const parent: CancelNode | undefined = node.#parent;
       node.#status = RELEASED;
-      // Unlink without telling the parent: the loop goes on with it.
-      const timer = node.#timer;
-      if (timer !== undefined) {
-        node.#timer = undefined;
-        timer.cancel();
-      }
-      if (node.#hub !== undefined) CancelNode.#leave(node);
-      if (parent !== undefined) {
-        node.#parent = undefined;
-        const prev = node.#prev;
-        const next = node.#next;
-        if (prev === undefined) parent.#first = next;
-        else prev.#next = next;
-        if (next === undefined) parent.#last = prev;
-        else next.#prev = prev;
-        node.#prev = undefined;
-        node.#next = undefined;
-        if (node.#refs > 0) CancelNode.#addRefs(parent, -1);
-      }
-      node = parent;
+      // The parent is not told: the loop goes on with it.
+      node = node.#cutLinks();
     }
   }
 

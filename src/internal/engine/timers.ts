@@ -24,6 +24,7 @@
  * @module
  */
 import { MAX_TIMER_DELAY_MS, systemClock, type Clock } from '../../clock.js';
+import { IndexedHeap } from '../heap.js';
 import { inRootContext, nativeSetTimeout } from '../platform.js';
 
 /** What a deadline timer calls when its deadline is due. */
@@ -103,7 +104,7 @@ function earlier(a: QueuedDeadline, b: QueuedDeadline): boolean {
 }
 
 class SystemDeadlines {
-  readonly #heap: QueuedDeadline[] = [];
+  readonly #heap = new IndexedHeap<QueuedDeadline>(earlier);
   /** Entries in the heap that may keep the process alive. */
   #refs = 0;
   #seq = 0;
@@ -125,10 +126,7 @@ class SystemDeadlines {
 
   add(entry: QueuedDeadline, now: number): void {
     entry.seq = this.#seq++;
-    const heap = this.#heap;
-    entry.index = heap.length;
-    heap.push(entry);
-    this.#siftUp(entry.index);
+    this.#heap.push(entry);
     if (entry.ref) this.countRef(true);
     // Re-armed when it is the earliest; and, while a fake-timer tool's setTimeout is in use, each
     // time: the tool may have dropped the timer armed through it (node:test's mock.timers.reset()).
@@ -140,19 +138,11 @@ class SystemDeadlines {
 
   remove(entry: QueuedDeadline): void {
     const heap = this.#heap;
-    const index = entry.index;
-    entry.index = -1;
-    const last = heap.pop() as QueuedDeadline;
-    if (last !== entry) {
-      heap[index] = last;
-      last.index = index;
-      this.#siftDown(index);
-      this.#siftUp(last.index);
-    }
+    heap.remove(entry);
     if (entry.ref) this.countRef(false);
     // Left armed when empty only if it is a real platform timer: one armed
     // through a fake-timer tool may be dropped by the tool without a trace.
-    if (heap.length === 0 && this.#timer !== undefined && this.#armedWith !== nativeSetTimeout) this.#disarm();
+    if (heap.size === 0 && this.#timer !== undefined && this.#armedWith !== nativeSetTimeout) this.#disarm();
   }
 
   #disarm(): void {
@@ -177,7 +167,7 @@ class SystemDeadlines {
    * `performance.now()`.
    */
   #arm(from: number): void {
-    const top = this.#heap[0];
+    const top = this.#heap.peek();
     if (top === undefined) return;
     const clear = this.#clearWith;
     if (this.#timer !== undefined && clear !== undefined) clear(this.#timer);
@@ -210,8 +200,7 @@ class SystemDeadlines {
     // the next timer (a 0 ms deadline armed now never fires in this same turn).
     let due: QueuedDeadline[] | undefined;
     let first: QueuedDeadline | undefined;
-    while (heap.length > 0 && (heap[0] as QueuedDeadline).at <= reached) {
-      const entry = heap[0] as QueuedDeadline;
+    for (let entry = heap.peek(); entry !== undefined && entry.at <= reached; entry = heap.peek()) {
       this.remove(entry);
       if (first === undefined) first = entry;
       else (due ??= []).push(entry);
@@ -220,44 +209,10 @@ class SystemDeadlines {
       first.target?.deadlineReached();
       if (due !== undefined) for (const entry of due) entry.target?.deadlineReached();
     }
-    if (heap.length > 0 && (this.#timer === undefined || (heap[0] as QueuedDeadline).at < this.#timerAt)) {
+    const next = heap.peek();
+    if (next !== undefined && (this.#timer === undefined || next.at < this.#timerAt)) {
       this.#arm(reached);
     }
-  }
-
-  #siftUp(index: number): void {
-    const heap = this.#heap;
-    const entry = heap[index] as QueuedDeadline;
-    while (index > 0) {
-      const parentIndex = (index - 1) >> 1;
-      const parent = heap[parentIndex] as QueuedDeadline;
-      if (!earlier(entry, parent)) break;
-      heap[index] = parent;
-      parent.index = index;
-      index = parentIndex;
-    }
-    heap[index] = entry;
-    entry.index = index;
-  }
-
-  #siftDown(index: number): void {
-    const heap = this.#heap;
-    const length = heap.length;
-    const entry = heap[index] as QueuedDeadline;
-    for (;;) {
-      const left = 2 * index + 1;
-      if (left >= length) break;
-      const right = left + 1;
-      let child = left;
-      if (right < length && earlier(heap[right] as QueuedDeadline, heap[left] as QueuedDeadline)) child = right;
-      const next = heap[child] as QueuedDeadline;
-      if (!earlier(next, entry)) break;
-      heap[index] = next;
-      next.index = index;
-      index = child;
-    }
-    heap[index] = entry;
-    entry.index = index;
   }
 }
 
