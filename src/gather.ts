@@ -8,6 +8,7 @@
 import type { Clock } from './clock.js';
 import { GatherError } from './errors.js';
 import { adopt, enterScope, openChild, openScope, type ScopeNode } from './internal/engine/index.js';
+import { runSoon } from './internal/platform.js';
 import { publishGatherCancel } from './internal/publish.js';
 import { createDeferred, rejectAtCaller } from './internal/stacks.js';
 import {
@@ -228,7 +229,14 @@ function gather(
   return new Gather(scope, iterator, concurrency, settled, isArray ? tasks.length : -1).start();
 }
 
-/** One gather in progress: pulls tasks, runs each in a child scope, collects results. */
+/**
+ * One gather in progress: pulls tasks, runs them inside the gather's scope,
+ * collects results. Each task gets an AbortController of its own, owned by the
+ * gather, which aborts the running ones when it stops; a task still running a
+ * macrotask after that (it ignored its signal) gets a cancelled child scope
+ * named `name[i]`, so `pendingScopes()` and the stall watchdog list it until
+ * it settles. A task that behaves costs the tree nothing.
+ */
 class Gather {
   readonly #scope: ScopeNode;
   readonly #iterator: Iterator<unknown>;
@@ -237,6 +245,10 @@ class Gather {
   /** Number of tasks when the input is an array, else -1. */
   readonly #length: number;
   readonly #results: unknown[] = [];
+  /** The controller of each running task, by index (`undefined` once it settled). */
+  readonly #controllers: (AbortController | undefined)[] = [];
+  /** The scopes that list tasks still running after the gather stopped, by index. */
+  #zombies: (ScopeNode | undefined)[] | undefined = undefined;
   readonly #promise: Promise<unknown[]>;
   #resolve!: (results: unknown[]) => void;
   #reject!: (reason: unknown) => void;
@@ -280,10 +292,6 @@ class Gather {
    * order they happened.
    */
   pump(): void {
-    this.#pump();
-  }
-
-  #pump(): void {
     while (!this.#done && !this.#exhausted && this.#active < this.#limit) {
       let step: IteratorResult<unknown>;
       try {
@@ -311,33 +319,41 @@ class Gather {
   }
 
   #start(task: GatherTask, index: number): void {
-    const parent = this.#scope;
     this.#results.push(this.#settled ? PENDING : undefined);
     this.#active++;
-    const child = openChild(parent, { name: parent.name, task: index });
+    const controller = new AbortController();
+    this.#controllers[index] = controller;
     let result: unknown;
     try {
-      result = adopt(task(child.signal));
+      result = adopt(task(controller.signal));
     } catch (error) {
-      child.exit();
+      this.#controllers[index] = undefined;
       this.#failed(index, error);
       return;
     }
     if (!(result instanceof Promise)) {
-      child.exit();
+      this.#controllers[index] = undefined;
       this.#fulfilled(index, result);
       return;
     }
     void result.then(
       (value: unknown) => {
-        child.exit();
-        if (this.#fulfilled(index, value)) this.#pump();
+        this.#taskSettled(index);
+        if (this.#fulfilled(index, value)) this.pump();
       },
       (error: unknown) => {
-        child.exit();
-        if (this.#failed(index, error)) this.#pump();
+        this.#taskSettled(index);
+        if (this.#failed(index, error)) this.pump();
       },
     );
+  }
+
+  #taskSettled(index: number): void {
+    this.#controllers[index] = undefined;
+    const zombies = this.#zombies;
+    if (zombies === undefined) return;
+    zombies[index]?.exit();
+    zombies[index] = undefined;
   }
 
   /** Records a value; returns whether the gather goes on. */
@@ -382,9 +398,11 @@ class Gather {
     // Leave first, so our own abort is not taken for one from outside.
     scope.exit();
     // Made without a stack (it would only show this line): the siblings need its name and message.
-    scope.cancel(
-      createDeferred(() => new DOMException(`${scope.name} was cancelled: a sibling task failed`, 'AbortError')),
+    const cancellation = createDeferred(
+      () => new DOMException(`${scope.name} was cancelled: a sibling task failed`, 'AbortError'),
     );
+    scope.cancel(cancellation);
+    this.#abortRunning(cancellation);
     this.#closeInput();
   }
 
@@ -396,6 +414,7 @@ class Gather {
     const ownTimeout = scope.timedOut && reason === scope.reason;
     publishGatherCancel(scope.name, ownTimeout ? 'timeout' : 'abort', reason, this.#active);
     scope.exit();
+    this.#abortRunning(reason);
     this.#closeInput();
     if (!this.#settled || !ownTimeout) {
       rejectAtCaller(this.#resolve, this.#reject, reason);
@@ -407,6 +426,33 @@ class Gather {
     }
     for (let i = results.length; i < this.#length; i++) results.push({ status: 'rejected', reason });
     this.#resolve(results);
+  }
+
+  /** Aborts the signal of every task still running; those still running a macrotask later are listed. */
+  #abortRunning(reason: unknown): void {
+    const controllers = this.#controllers;
+    let running = false;
+    for (let i = 0; i < controllers.length; i++) {
+      const controller = controllers[i];
+      if (controller === undefined) continue;
+      running = true;
+      controller.abort(reason);
+    }
+    if (running)
+      runSoon(() => {
+        this.#listStillRunning();
+      });
+  }
+
+  /** Gives each task that ignored its signal a cancelled scope, `name[i]`, until it settles. */
+  #listStillRunning(): void {
+    const scope = this.#scope;
+    const controllers = this.#controllers;
+    for (let i = 0; i < controllers.length; i++) {
+      if (controllers[i] === undefined) continue;
+      // Born cancelled (the gather's scope is): listed as overdue, held weakly, left when the task settles.
+      (this.#zombies ??= [])[i] = openChild(scope, { name: `${scope.name}[${String(i)}]` });
+    }
   }
 
   /** Leaves the scope and closes the input, before the gather's promise settles. */

@@ -52,8 +52,6 @@ export interface OpenOptions {
   /** @defaultValue the parent's clock, else the system clock */
   readonly clock?: Clock | undefined;
   readonly timeoutError?: TimeoutErrorFactory | undefined;
-  /** For the scope of a gather's task `task` (see `ScopeInit.task`). */
-  readonly task?: number | undefined;
 }
 
 /** Opens a child of the ambient scope. */
@@ -84,7 +82,6 @@ export function openChild(parent: ScopeNode | undefined, options: OpenOptions): 
     now,
     options.signal,
     options.timeoutError,
-    options.task ?? -1,
   ).open();
 }
 

@@ -51,9 +51,7 @@ function makeInspectable(): void {
 }
 
 export class ScopeNode extends CancelNode implements PublicScope {
-  #name: string;
-  /** The task index, for a gather task's scope (its name is made on first read); -1 otherwise. */
-  readonly #task: number;
+  readonly #name: string;
   readonly #parentScope: ScopeNode | undefined;
   readonly #createdAt: number;
   readonly #timeoutMs: number;
@@ -77,8 +75,7 @@ export class ScopeNode extends CancelNode implements PublicScope {
   #regPrev: ScopeNode | undefined = undefined;
   #regNext: ScopeNode | undefined = undefined;
   #registered = false;
-  #named = false;
-  /** Set once the scope is overdue and held weakly (see `sweepOverdue`). */
+  /** Set once the scope is overdue and held weakly (see `#sweep`). */
   #weakSelf: WeakRef<ScopeNode> | undefined = undefined;
   static #head: ScopeNode | undefined = undefined;
   static #tail: ScopeNode | undefined = undefined;
@@ -100,10 +97,6 @@ export class ScopeNode extends CancelNode implements PublicScope {
    * @param timeoutError - Makes the error it is cancelled with when its own deadline passes (the
    *   error its caller receives, and the one published on `loopsafe:timeout`); by default a
    *   TimeoutError naming the scope and its timeout.
-   * @param task - For the scope of task `task` of a gather: named `` `${name}[${task}]` `` (the
-   *   name made only if read), and registered as open only if it is cancelled while its task still
-   *   runs — a gather of 10,000 tasks costs the registry nothing, and the ones that ignore their
-   *   signal are still listed. -1 otherwise.
    */
   constructor(
     name: string,
@@ -114,11 +107,9 @@ export class ScopeNode extends CancelNode implements PublicScope {
     now: number,
     signal: AbortSignal | undefined,
     timeoutError: TimeoutErrorFactory | undefined,
-    task: number,
   ) {
     super(clock, parent, signal, deadline, true);
     this.#name = name;
-    this.#task = task;
     this.#parentScope = parent;
     this.#createdAt = now;
     this.#timeoutMs = timeoutMs;
@@ -137,10 +128,16 @@ export class ScopeNode extends CancelNode implements PublicScope {
       Error.captureStackTrace(origin, ScopeNode.prototype.open);
       this.#origin = origin;
     }
-    if (this.#task < 0) ScopeNode.#register(this);
+    ScopeNode.#register(this);
     const now = this.#createdAt;
     // Opened past its own deadline: expired at once (its function is not run).
-    if (this.attach(now) && this.ownDeadline <= now) this.onDeadline();
+    if (!this.attach(now)) {
+      // Born cancelled while its owner runs (a gather's task that ignored its signal is listed so):
+      // held weakly from the next sweep on, as any overdue scope.
+      ScopeNode.#markOverdue(this);
+    } else if (this.ownDeadline <= now) {
+      this.onDeadline();
+    }
     return this;
   }
 
@@ -178,11 +175,6 @@ export class ScopeNode extends CancelNode implements PublicScope {
   // ── the public Scope ───────────────────────────────────────────────
 
   get name(): string {
-    const task = this.#task;
-    if (task >= 0 && !this.#named) {
-      this.#named = true;
-      this.#name = `${this.#name}[${String(task)}]`;
-    }
     return this.#name;
   }
 
@@ -357,7 +349,6 @@ export class ScopeNode extends CancelNode implements PublicScope {
     if (candidates.length === 0) return;
     ScopeNode.#candidates = [];
     for (const scope of candidates) {
-      // Still running, and not yet held weakly: a gather task's scope was never in the list.
       if (!scope.ownerRunning || scope.#weakSelf !== undefined) continue;
       ScopeNode.#unregister(scope);
       const ref = new WeakRef(scope);
@@ -373,7 +364,7 @@ export class ScopeNode extends CancelNode implements PublicScope {
 
   /** The open scopes: owners running, overdue ones included. Unordered. */
   static openScopes(): ScopeNode[] {
-    // Scopes cancelled since the last sweep are listed too (a gather task's was in no list yet).
+    // Held weakly at once, not at the next macrotask: the listing is the same either way.
     if (ScopeNode.#candidates.length > 0) ScopeNode.#sweep();
     const list: ScopeNode[] = [];
     for (let scope = ScopeNode.#head; scope !== undefined; scope = scope.#regNext) list.push(scope);
