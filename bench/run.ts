@@ -12,6 +12,8 @@
  *                           When Node 24 cannot be installed, the run says so and measures Node 20 alone.
  *       -- --runtimes node24     only these runtimes (node24, and the running Node's node<major>)
  *       -- --only timeout,gather only these benches (scenarios, timeout, retry, gather, memory, als)
+ *       -- --base <rev>          compare with the figures committed at <rev> instead of HEAD (a branch
+ *                                that commits results as it goes compares with where it started)
  *   npm run bench:quick   — the smoke run in `npm test`: the running Node only, same scenarios, perf
  *                           benches with few calls, nothing downloaded, nothing written. Exits non-zero
  *                           when a loopsafe run hangs or leaks; timing ratios are printed, never failed on.
@@ -58,6 +60,11 @@ function listFlag(name: string): Set<string> | undefined {
 }
 
 const onlyBenches = listFlag('--only');
+/** The revision whose committed figures a run is compared with (and snapshotted into previous.json). */
+const baseRevision = ((): string => {
+  const at = process.argv.indexOf('--base');
+  return at === -1 ? 'HEAD' : (process.argv[at + 1] ?? 'HEAD');
+})();
 const onlyRuntimes = listFlag('--runtimes');
 
 /**
@@ -114,13 +121,13 @@ function git(args: readonly string[]): string | undefined {
  * have none that count). Read-only git; `undefined` when HEAD has neither.
  */
 function committedFigures(key: string): PreviousFigures | undefined {
-  const show = (name: string): string | undefined => git(['show', `HEAD:bench/results/${key}/${name}.json`]);
+  const show = (name: string): string | undefined => git(['show', `${baseRevision}:bench/results/${key}/${name}.json`]);
   const byId = new Map<string, PreviousTarget>();
   const previous = show('previous');
   if (previous !== undefined) {
     for (const t of (JSON.parse(previous) as PreviousFigures).targets) byId.set(t.id, t);
   }
-  const commit = git(['log', '-1', '--format=%h %cs', 'HEAD', '--', `bench/results/${key}`])?.trim();
+  const commit = git(['log', '-1', '--format=%h %cs', baseRevision, '--', `bench/results/${key}`])?.trim();
   for (const { name } of benches) {
     const text = show(name);
     if (text === undefined) continue;
@@ -135,9 +142,9 @@ function committedFigures(key: string): PreviousFigures | undefined {
   const fromHead = kept.every((t) => t.source.endsWith(`commit ${commit ?? '?'}`));
   return {
     ...(fromHead
-      ? { source: `the figures committed at git HEAD (bench/results/${key}/, commit ${commit ?? '?'})` }
+      ? { source: `the figures committed at ${baseRevision} (bench/results/${key}/, commit ${commit ?? '?'})` }
       : {}),
-    note: `The targets as committed at git HEAD before the run that wrote this file (bench/run.ts); bench/report.ts shows this run beside them.`,
+    note: `The targets as committed at ${baseRevision} before the run that wrote this file (bench/run.ts); bench/report.ts shows this run beside them.`,
     targets: kept,
   };
 }

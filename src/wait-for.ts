@@ -130,7 +130,7 @@ export function safeWaitFor<T, F = never>(
     }
   }
   if (typeof task === 'function') return waitForFunction(task, timeout, options);
-  if (!isPromiseLike(task)) {
+  if (!(task instanceof Promise) && !isPromiseLike(task)) {
     throw new TypeError(`Expected \`task\` to be a promise or a function of an AbortSignal, got ${describe(task)}`);
   }
   return waitForPromise(task, timeout, options);
