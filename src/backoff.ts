@@ -5,6 +5,7 @@
  * @module
  */
 import { MAX_TIMER_DELAY_MS, type Clock } from './clock.js';
+import { DEFAULT_BACKOFF_MAX_MS } from './internal/backoff-defaults.js';
 import {
   assertClock,
   assertDuration,
@@ -89,8 +90,6 @@ const BACKOFF_KEYS = ['initialMs', 'maxMs', 'factor', 'jitter', 'random'] as con
 const BACKOFF_OPTIONS = /* @__PURE__ */ new Set<string>(BACKOFF_KEYS);
 const JITTERS: ReadonlySet<unknown> = new Set<Jitter>(['none', 'full', 'equal', 'decorrelated']);
 
-/** The default `maxMs`. @internal */
-export const DEFAULT_BACKOFF_MAX_MS = 30_000;
 const DEFAULT_BACKOFF: Omit<Settings, 'random'> = {
   initialMs: 100,
   maxMs: DEFAULT_BACKOFF_MAX_MS,

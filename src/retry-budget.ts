@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { throttledCount } from './internal/retry-throttle.js';
 import { assertOptions, describe } from './internal/validate.js';
 
 /**
@@ -50,18 +51,6 @@ const BUDGET_OPTIONS = new Set(['maxTokens', 'tokenRatio']);
 
 /** Tokens are counted in thousandths, so adding 0.1 ten times gives exactly 1. */
 const MILLI = 1000;
-
-/** Retries each budget refused, counted by `retry` (see {@link countThrottled}). */
-const throttledRetries = /* @__PURE__ */ new WeakMap<object, number>();
-
-/**
- * Counts a retry the budget refused, for `retry`: not exported from the
- * package, so it is no member of the class (and works for a budget of another
- * copy of loopsafe too).
- */
-export function countThrottled(budget: object): void {
-  throttledRetries.set(budget, (throttledRetries.get(budget) ?? 0) + 1);
-}
 
 /**
  * A retry budget shared across calls (gRFC A6 retry throttling): each failed
@@ -166,7 +155,7 @@ export class RetryBudget {
       canRetry: this.canRetry(),
       successes: this.#successes,
       failures: this.#failures,
-      throttled: throttledRetries.get(this) ?? 0,
+      throttled: throttledCount(this),
     };
   }
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { backoff, DEFAULT_BACKOFF_MAX_MS, type BackoffFunction, type BackoffOptions } from './backoff.js';
+import type { BackoffFunction, BackoffOptions } from './backoff.js';
 import type { Clock } from './clock.js';
 import { TimeoutError } from './errors.js';
 import {
@@ -19,19 +19,11 @@ import {
 } from './internal/engine/index.js';
 import { newTimeoutError } from './internal/engine/timeout-error.js';
 import { publishRetry, publishTimeout } from './internal/publish.js';
+import { readPlan, type Plan } from './internal/retry-plan.js';
 import { createDeferred } from './internal/stacks.js';
-import {
-  assertClock,
-  assertDuration,
-  assertFunction,
-  assertOptionalString,
-  assertOptions,
-  assertRetryBudget,
-  assertSignal,
-  describe,
-  isPromiseLike,
-} from './internal/validate.js';
-import { countThrottled, type RetryBudget } from './retry-budget.js';
+import { countThrottled } from './internal/retry-throttle.js';
+import { assertFunction, describe, isPromiseLike } from './internal/validate.js';
+import type { RetryBudget } from './retry-budget.js';
 import { safeSleep } from './sleep.js';
 
 /**
@@ -124,84 +116,6 @@ export interface RetryOptions {
    * @defaultValue `fn.name`, else `'retry'`
    */
   name?: string | undefined;
-}
-
-const RETRY_OPTIONS = new Set([
-  'maxAttempts',
-  'backoff',
-  'timeout',
-  'attemptTimeout',
-  'shouldRetry',
-  'onRetry',
-  'retryAfter',
-  'budget',
-  'signal',
-  'clock',
-  'name',
-]);
-
-const defaultBackoff = /* @__PURE__ */ backoff();
-
-/** The validated options of one call. */
-type Plan = Readonly<Pick<RetryOptions, 'shouldRetry' | 'onRetry' | 'retryAfter' | 'budget'>> & {
-  readonly maxAttempts: number;
-  readonly delay: BackoffFunction;
-  readonly maxMs: number;
-  /** `undefined` when attempts need no scope of their own. */
-  readonly attemptTimeout: number | undefined;
-};
-
-const DEFAULT_PLAN: Plan = {
-  maxAttempts: 3,
-  delay: defaultBackoff,
-  maxMs: DEFAULT_BACKOFF_MAX_MS,
-  attemptTimeout: undefined,
-};
-
-/**
- * Validates retry options without running anything (for wrappers that take
- * them ahead of time, like `withSafeAsync`).
- *
- * @internal
- */
-export function assertRetryOptions(options: RetryOptions | undefined): void {
-  readPlan(options);
-}
-
-function readPlan(options: RetryOptions | undefined): Plan {
-  assertOptions('retry', options, RETRY_OPTIONS);
-  if (options === undefined) return DEFAULT_PLAN;
-  const { maxAttempts = 3, timeout, attemptTimeout, shouldRetry, onRetry, retryAfter, budget } = options;
-  if (typeof maxAttempts !== 'number')
-    throw new TypeError(`Expected \`maxAttempts\` to be a number, got ${describe(maxAttempts)}`);
-  if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1) && maxAttempts !== Number.POSITIVE_INFINITY) {
-    throw new RangeError(`Expected \`maxAttempts\` to be an integer >= 1 or Infinity, got ${describe(maxAttempts)}`);
-  }
-  if (timeout !== undefined) assertDuration('timeout', timeout);
-  if (attemptTimeout !== undefined) assertDuration('attemptTimeout', attemptTimeout);
-  if (shouldRetry !== undefined) assertFunction('shouldRetry', shouldRetry);
-  if (onRetry !== undefined) assertFunction('onRetry', onRetry);
-  if (retryAfter !== undefined) assertFunction('retryAfter', retryAfter);
-  if (budget !== undefined) assertRetryBudget(budget);
-  assertSignal('signal', options.signal);
-  assertClock('clock', options.clock);
-  assertOptionalString('name', options.name);
-  const delay =
-    typeof options.backoff === 'function'
-      ? options.backoff
-      : options.backoff === undefined
-        ? defaultBackoff
-        : backoff(options.backoff);
-  return {
-    maxAttempts,
-    delay,
-    maxMs: delay.maxMs ?? DEFAULT_BACKOFF_MAX_MS,
-    attemptTimeout: attemptTimeout === Number.POSITIVE_INFINITY ? undefined : attemptTimeout,
-    shouldRetry,
-    onRetry,
-    retryAfter,
-    budget,
-  };
 }
 
 /**

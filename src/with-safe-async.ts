@@ -19,7 +19,8 @@ import {
   assertSignal,
   describe,
 } from './internal/validate.js';
-import { assertRetryOptions, retry, type RetryOptions } from './retry.js';
+import { assertRetryOptions } from './internal/retry-plan.js';
+import { retry, type RetryOptions } from './retry.js';
 import { Semaphore } from './semaphore.js';
 
 /**

@@ -34,7 +34,7 @@ export interface Shedder {
 }
 
 export interface LagShedderOptions {
-  /** p99 lag of a window above which to shed. */
+  /** The worst lag of a window above which to shed (one long block is enough). */
   maxLagMs: number;
   /** Shedding continues this long after a window was last over the threshold. */
   cooldownMs: number;

@@ -6,13 +6,13 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, expect, it, vi } from 'vitest';
-import { block } from './fixtures/observe.js';
+import { block } from '../fixtures/observe.js';
 
-vi.mock('../src/internal/platform.js', () => import('../src/internal/platform.browser.js'));
+vi.mock('../../src/internal/platform.js', () => import('../../src/internal/platform.browser.js'));
 
-const { currentScope, monitorEventLoop, safeSleep, withTimeout, isTimeoutError } = await import('../src/index.js');
-const platform = await import('../src/internal/platform.browser.js');
-const { createManualClock } = await import('../src/testing.js');
+const { currentScope, monitorEventLoop, safeSleep, withTimeout, isTimeoutError } = await import('../../src/index.js');
+const platform = await import('../../src/internal/platform.browser.js');
+const { createManualClock } = await import('../../src/testing.js');
 
 describe('the browser platform', () => {
   it('has no ambient scope: currentScope() is undefined even inside withTimeout', async () => {
