@@ -12,8 +12,9 @@
  *
  * `now()` must never go backwards. `setTimeout` may behave like Node's (delays
  * above 2^31−1 ms fire after 1 ms): loopsafe never hands a clock a delay longer
- * than {@link MAX_TIMER_DELAY_MS} and re-arms a timer that fires early, so any
- * clock with this shape works — including `@sinonjs/fake-timers` clocks.
+ * than {@link MAX_TIMER_DELAY_MS}, and takes a timer that fires as its time
+ * having come (even if `now()` reads a little earlier, or has not moved), so
+ * any clock with this shape works — including `@sinonjs/fake-timers` clocks.
  *
  * @category Clock
  * @example
