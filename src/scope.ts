@@ -47,7 +47,12 @@ import {
 export interface Scope extends Disposable {
   /** The scope's name, used in its {@link TimeoutError} and in {@link pendingScopes}. */
   readonly name: string;
-  /** Aborts when the scope is cancelled, expires, or an enclosing scope or outside signal aborts. */
+  /**
+   * Aborts when the scope is cancelled, expires, or an enclosing scope or outside signal aborts.
+   * Read after the scope was left (in a late callback), it is aborted already if any of that has
+   * happened, and it still aborts at the scope's deadline; a scope with no deadline is not
+   * followed any further once left, so a finished scope is never kept linked for good.
+   */
   readonly signal: AbortSignal;
   /** The effective deadline, `min(own, parent's)`, on the scope's clock; `Infinity` when there is none. */
   readonly deadline: number;
@@ -293,9 +298,13 @@ export function currentScope(): Scope | undefined {
  *
  * It is a loopsafe call like any other: read in a callback that runs after
  * its scope was left (a timer, an event handler started inside it), it links
- * that scope into the tree again, so the signal still aborts at the scope's
- * deadline or when an enclosing scope is cancelled, and the `fetch` it is
- * handed is bounded too.
+ * that scope into the tree again while a deadline bounds it, so the signal
+ * still aborts at the scope's deadline or when an enclosing scope is
+ * cancelled before then, and the `fetch` it is handed is bounded too. A scope
+ * with no deadline is only looked at: its signal is aborted if the scope or an
+ * enclosing one was cancelled meanwhile, and the scope is not kept linked
+ * (nothing would ever unlink it). Work that needs to follow later
+ * cancellations should run in the scope, or in a scope of its own.
  *
  * @returns The current scope's signal, or `undefined` outside any scope.
  * @category Scopes

@@ -259,13 +259,14 @@ export class Semaphore {
 
   /** A permit came back: it goes to the longest waiter, or back to the pool. */
   #release(): void {
-    const waiter = this.#head;
-    if (waiter === undefined) {
-      this.#available++;
+    // A waiter that was cancelled but not yet told (its tree is being cancelled) is passed over: it leaves the queue.
+    for (let waiter = this.#head; waiter !== undefined; waiter = this.#head) {
+      this.#dequeue(waiter);
+      if (!waiter.settleable) continue;
+      waiter.grant(new SemaphorePermit(this.#giveBack));
       return;
     }
-    this.#dequeue(waiter);
-    waiter.grant(new SemaphorePermit(this.#giveBack));
+    this.#available++;
   }
 
   #enqueue(waiter: Waiter): void {

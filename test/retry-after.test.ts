@@ -326,7 +326,9 @@ describe('parseRetryAfter(): RFC 850 two-digit years (RFC 9110 §5.6.7)', () => 
     const now = utc(2727, 8, 6);
     expect(parseRetryAfter('Tuesday, 29-Feb-00 00:00:00 GMT', now)).toBeUndefined();
     // 2000 has one: seen in 1990 (10 years back), the same header is a time 10 years ahead.
-    expect(parseRetryAfter('Tuesday, 29-Feb-00 00:00:00 GMT', utc(1990, 1, 1))).toBe(utc(2000, 2, 29) - utc(1990, 1, 1));
+    expect(parseRetryAfter('Tuesday, 29-Feb-00 00:00:00 GMT', utc(1990, 1, 1))).toBe(
+      utc(2000, 2, 29) - utc(1990, 1, 1),
+    );
   });
 
   it('reads a year past the range of a Date, for a now at the end of that range', () => {

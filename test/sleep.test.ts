@@ -3,6 +3,7 @@ import { MAX_TIMER_DELAY_MS, systemClock } from '../src/clock.js';
 import { TimeoutError } from '../src/errors.js';
 import { withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
+import { safeWaitFor } from '../src/wait-for.js';
 import { abortListenerCount, createManualClock } from '../src/testing.js';
 import { block, observe, realDelay, steppedClock } from './fixtures/observe.js';
 
@@ -86,6 +87,44 @@ describe('safeSleep()', () => {
     order.push('after safeSleep(0)');
     expect(order).toEqual(['expired timer', 'after safeSleep(0)']);
   });
+
+  // The engine's one platform timer may be armed already when safeSleep(0) starts: for an earlier
+  // deadline that is now past due, or left armed (and unref'd) for one that was cleared. A 0 ms sleep
+  // must not ride it ahead of a timer the caller set before the sleep.
+  const armedBefore: Record<string, () => Promise<unknown>> = {
+    'no timer armed': () => Promise.resolve(),
+    'a timer left armed for a cleared deadline, now past': async () => {
+      await safeWaitFor(Promise.resolve(), 1);
+      block(3);
+    },
+    'a pending deadline, now past due': () => {
+      const pending = safeSleep(1);
+      block(3);
+      return Promise.resolve({ pending });
+    },
+  };
+
+  it.each(Object.entries(armedBefore))(
+    'safeSleep(0) wakes after a 0 ms timer set before it (%s)',
+    async (_name, arrange) => {
+      const held = (await arrange()) as { pending?: Promise<void> } | undefined;
+      const order: string[] = [];
+      const earlier = held?.pending?.then(() => order.push('earlier sleep'));
+      const timer = new Promise<void>((resolve) => {
+        setTimeout(() => {
+          order.push('timer');
+          resolve();
+        }, 0);
+      });
+      await safeSleep(0);
+      order.push('safeSleep(0)');
+      await Promise.all([earlier, timer]);
+      expect(order).toContain('timer');
+      expect(order.indexOf('timer')).toBeLessThan(order.indexOf('safeSleep(0)'));
+      // Deadlines keep their own order: the earlier sleep wakes no later than the 0 ms one.
+      if (earlier !== undefined) expect(order.indexOf('earlier sleep')).toBeLessThan(order.indexOf('safeSleep(0)'));
+    },
+  );
 
   it('safeSleep(0) on a manual clock waits for the clock, like a 0 ms Node timer (1 ms)', async () => {
     const clock = createManualClock();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TimeoutError } from '../src/errors.js';
 import { currentScope, withTimeout } from '../src/scope.js';
+import { safeSleep } from '../src/sleep.js';
 import { safeWaitFor } from '../src/wait-for.js';
 import { abortListenerCount, createManualClock } from '../src/testing.js';
 import { never, observe, trackUnhandledRejections } from './fixtures/observe.js';
@@ -75,6 +76,49 @@ describe('safeWaitFor(promise)', () => {
     await clock.advance(10);
     expect(waiting.outcome).toEqual({ status: 'fulfilled', value: 'cached' });
     expect(seen).toBeInstanceOf(TimeoutError);
+  });
+
+  it('a pending async fallback is not overtaken by the original promise settling late', async () => {
+    const clock = createManualClock();
+    let settleLate: ((value: string) => void) | undefined;
+    const original = new Promise<string>((resolve) => {
+      settleLate = resolve;
+    });
+    const waiting = observe(
+      safeWaitFor(original, {
+        timeout: 10,
+        clock,
+        fallback: async () => {
+          await safeSleep(20, { clock });
+          return 'fallback';
+        },
+      }),
+    );
+    await clock.advance(10); // the timeout: the fallback's turn
+    settleLate?.('too late');
+    await clock.advance(5);
+    expect(waiting.outcome).toEqual({ status: 'pending' });
+    await clock.advance(15);
+    expect(waiting.outcome).toEqual({ status: 'fulfilled', value: 'fallback' });
+  });
+
+  it('a pending async fallback is not overtaken by the original promise rejecting late', async () => {
+    const clock = createManualClock();
+    let failLate: ((reason: Error) => void) | undefined;
+    const original = new Promise<string>((_resolve, reject) => {
+      failLate = reject;
+    });
+    const waiting = observe(
+      safeWaitFor(original, {
+        timeout: 10,
+        clock,
+        fallback: () => safeSleep(20, { clock }).then(() => 'fallback'),
+      }),
+    );
+    await clock.advance(10);
+    failLate?.(new Error('too late'));
+    await clock.advance(20);
+    expect(waiting.outcome).toEqual({ status: 'fulfilled', value: 'fallback' });
   });
 
   it('rejects with the fallback’s own error when the fallback throws', async () => {

@@ -32,7 +32,10 @@ export function inRootContext<A extends unknown[], R>(callback: (...args: A) => 
 }
 
 /** The platform's own `setTimeout`, as it was when loopsafe loaded (see platform.ts). */
-export const nativeSetTimeout: unknown = globalThis.setTimeout;
+export const nativeSetTimeout: (callback: () => void, delayMs: number) => unknown = globalThis.setTimeout;
+
+/** The platform's own `clearTimeout`, as it was when loopsafe loaded. */
+export const nativeClearTimeout: (handle: unknown) => void = globalThis.clearTimeout as (handle: unknown) => void;
 
 const silent: PublishChannel = { hasSubscribers: false, publish: () => undefined };
 

@@ -10,7 +10,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { setImmediate, setTimeout as platformSetTimeout } from 'node:timers';
+import { clearTimeout as platformClearTimeout, setImmediate, setTimeout as platformSetTimeout } from 'node:timers';
 import type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
 
 export type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
@@ -51,7 +51,10 @@ export function inRootContext<A extends unknown[], R>(callback: (...args: A) => 
  * tools replace the global one, and a timer armed through theirs may be
  * dropped when they are uninstalled.
  */
-export const nativeSetTimeout: unknown = platformSetTimeout;
+export const nativeSetTimeout: (callback: () => void, delayMs: number) => unknown = platformSetTimeout;
+
+/** The platform's own `clearTimeout`, for timers armed through {@link nativeSetTimeout}. */
+export const nativeClearTimeout: (handle: unknown) => void = platformClearTimeout as (handle: unknown) => void;
 
 /** Runs `callback` in the next check phase of the event loop. */
 export function runSoon(callback: () => void): void {

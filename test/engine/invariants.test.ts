@@ -8,7 +8,10 @@ import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { CancelNode } from '../../src/internal/engine/node.js';
 import {
+  channelNames,
+  cooperativeForEach,
   currentScope,
+  currentSignal,
   retry,
   safeGather,
   safeSleep,
@@ -19,6 +22,7 @@ import {
   type Scope,
 } from '../../src/index.js';
 import { activeTimerCount, createManualClock } from '../../src/testing.js';
+import { recordChannels } from '../fixtures/channels.js';
 import { flush, never, observe } from '../fixtures/observe.js';
 
 const inspect = (scope: Scope | undefined) => CancelNode.inspect(scope as unknown as CancelNode);
@@ -245,6 +249,200 @@ describe('the tree', () => {
     expect(inspect(ctx)).toMatchObject({ status: 'linked', parent: undefined, armed: true });
     ctx[Symbol.dispose]();
     expect(inspect(ctx)).toMatchObject({ status: 'released', armed: false });
+  });
+});
+
+describe('a released scope that is only looked at is released again', () => {
+  /** Every way a callback that runs after its scope ended looks at the scope, without starting work in it. */
+  const looks: Record<string, (scope: Scope) => unknown> = {
+    'scope.signal': (scope) => scope.signal,
+    'scope.check()': (scope) => {
+      scope.check();
+    },
+    'currentSignal()': () => currentSignal(),
+    'Semaphore.acquire() of a free permit': async () => {
+      const permit = await new Semaphore(1).acquire();
+      permit.release();
+    },
+    'cooperativeForEach()': () => cooperativeForEach([1, 2], () => undefined),
+  };
+
+  it.each(Object.entries(looks))(
+    '%s: 1,000 finished scopes on a long-lived signal leave no follower and no link',
+    async (_name, look) => {
+      const server = new AbortController();
+      const scopes: Scope[] = [];
+      const later: (() => unknown)[] = [];
+      for (let i = 0; i < 1_000; i++) {
+        await withTimeout(
+          Infinity,
+          (s) => {
+            scopes.push(s);
+            // A callback that runs after the scope ended, in its async context (an event handler).
+            later.push(AsyncLocalStorage.bind(() => look(s)));
+          },
+          { signal: server.signal },
+        );
+      }
+      expect(CancelNode.followers(server.signal)).toBe(0);
+      for (const run of later) await run();
+      expect(CancelNode.followers(server.signal)).toBe(0);
+      expect(listeners(server.signal)).toBe(0);
+      expect(scopes.every((s) => inspect(s).status === 'released')).toBe(true);
+    },
+  );
+
+  it.each(Object.entries(looks))('%s under a running scope: the parent keeps no child', async (_name, look) => {
+    let finished: (() => unknown) | undefined;
+    const outer = observe(
+      withTimeout(Infinity, async (parent) => {
+        await withTimeout(Infinity, (s) => {
+          finished = AsyncLocalStorage.bind(() => look(s));
+        });
+        await finished?.();
+        return inspect(parent).children;
+      }),
+    );
+    await flush();
+    expect(outer.outcome).toEqual({ status: 'fulfilled', value: 0 });
+  });
+
+  it('looked at after an enclosing scope was cancelled, it reports the cancellation', async () => {
+    let look: (() => AbortSignal | undefined) | undefined;
+    const reason = new Error('shutdown');
+    let parent: Scope | undefined;
+    const outer = observe(
+      withTimeout(Infinity, async (p) => {
+        parent = p;
+        await withTimeout(Infinity, () => {
+          look = AsyncLocalStorage.bind(() => currentSignal());
+        });
+        await never();
+      }),
+    );
+    await flush();
+    parent?.cancel(reason);
+    expect(look?.()?.aborted).toBe(true);
+    expect(look?.()?.reason).toBe(reason);
+    await flush();
+    expect(outer.outcome).toEqual({ status: 'rejected', reason });
+  });
+
+  it('check() after the scope ended leaves no timer, and no timeout is published at its deadline', async () => {
+    const clock = createManualClock();
+    using recorder = recordChannels([channelNames.timeout]);
+    let scope: Scope | undefined;
+    await withTimeout(
+      100,
+      (s) => {
+        scope = s;
+      },
+      { clock },
+    );
+    await clock.advance(50);
+    scope?.check();
+    expect(inspect(scope)).toMatchObject({ status: 'released', armed: false });
+    expect(clock.pendingTimers).toBe(0);
+    await clock.advance(100);
+    expect(recorder.messages(channelNames.timeout)).toHaveLength(0);
+    // Past the deadline, it says so (once), and that is the scope's own TimeoutError.
+    expect(() => scope?.check()).toThrow(/timed out/);
+    expect(recorder.messages(channelNames.timeout)).toHaveLength(1);
+  });
+
+  it('the signal of a scope with a deadline, read after it ended, aborts at that deadline', async () => {
+    const clock = createManualClock();
+    let scope: Scope | undefined;
+    await withTimeout(
+      100,
+      (s) => {
+        scope = s;
+      },
+      { clock },
+    );
+    const signal = scope?.signal;
+    expect(inspect(scope)).toMatchObject({ status: 'linked', armed: true });
+    await clock.advance(99);
+    expect(signal?.aborted).toBe(false);
+    await clock.advance(1);
+    expect(signal?.aborted).toBe(true);
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('a cancellation tells every node after marking them all', () => {
+  it('the followers of one signal are told in the order they began to follow it', async () => {
+    const controller = new AbortController();
+    const told: string[] = [];
+    const runs = ['first', 'second', 'third'].map((name) =>
+      observe(
+        withTimeout(
+          Infinity,
+          (s) => {
+            s.signal.addEventListener('abort', () => told.push(name));
+            return never();
+          },
+          { signal: controller.signal, name },
+        ),
+      ),
+    );
+    await flush();
+    controller.abort(new Error('stop'));
+    expect(told).toEqual(['first', 'second', 'third']);
+    await flush();
+    expect(runs.every((run) => run.outcome.status === 'rejected')).toBe(true);
+  });
+
+  it('a permit freed by a follower told first is not handed to a waiter on the same signal already cancelled', async () => {
+    const controller = new AbortController();
+    const semaphore = new Semaphore(1);
+    const held = semaphore.tryAcquire();
+    const reason = new Error('stop');
+    const holder = observe(
+      withTimeout(
+        Infinity,
+        (s) => {
+          s.signal.addEventListener('abort', () => held?.release());
+          return never();
+        },
+        { signal: controller.signal },
+      ),
+    );
+    const waiter = observe(semaphore.acquire({ signal: controller.signal }));
+    await flush();
+    controller.abort(reason);
+    await flush();
+    expect(holder.outcome).toEqual({ status: 'rejected', reason });
+    expect(waiter.outcome).toEqual({ status: 'rejected', reason });
+    expect(semaphore.available).toBe(1);
+    expect(semaphore.waiting).toBe(0);
+  });
+
+  it('a permit freed by a sibling told first is not handed to a waiter in the same cancelled tree', async () => {
+    const semaphore = new Semaphore(1);
+    const held = semaphore.tryAcquire();
+    const reason = new Error('stop');
+    let outer: Scope | undefined;
+    let waiter: { readonly outcome: unknown } | undefined;
+    const run = observe(
+      withTimeout(Infinity, (s) => {
+        outer = s;
+        const holder = withTimeout(Infinity, (h) => {
+          h.signal.addEventListener('abort', () => held?.release());
+          return never();
+        });
+        waiter = observe(semaphore.acquire());
+        return Promise.all([holder, never()]);
+      }),
+    );
+    await flush();
+    expect(semaphore.waiting).toBe(1);
+    outer?.cancel(reason);
+    await flush();
+    expect(run.outcome).toEqual({ status: 'rejected', reason });
+    expect(waiter?.outcome).toEqual({ status: 'rejected', reason });
+    expect(semaphore.available).toBe(1);
+    expect(semaphore.waiting).toBe(0);
   });
 });
 

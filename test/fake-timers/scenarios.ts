@@ -91,4 +91,30 @@ export const scenarios: Record<string, (loopsafe: typeof Loopsafe, advance: Adva
     check(waiter.state === 'rejected' && loopsafe.isTimeoutError(waiter.reason), 'timed out at 40 ms');
     check(semaphore.waiting === 0, 'and left the queue');
   },
+
+  async 'a deadline part-way through keeps its time when a later one starts'(loopsafe, advance, check) {
+    const run = watch(loopsafe.withTimeout(100, () => hung(), { name: 'first' }));
+    await advance(50);
+    // A tool that leaves performance.now() alone reads 0 ms passed here: the first deadline
+    // must not be measured again from now (it would end at 150 ms).
+    const sleeping = watch(loopsafe.safeSleep(1_000));
+    await advance(49);
+    check(run.state === 'pending', 'the first deadline is pending at 99 ms');
+    await advance(1);
+    check(run.state === 'rejected' && loopsafe.isTimeoutError(run.reason), 'and passes at 100 ms');
+    await advance(949);
+    check(sleeping.state === 'pending', 'the later sleep is pending at 1,049 ms');
+    await advance(1);
+    check(sleeping.state === 'fulfilled', 'and ends at 1,050 ms');
+  },
+
+  async 'a deadline started later but due sooner comes first'(loopsafe, advance, check) {
+    const long = watch(loopsafe.safeSleep(500));
+    await advance(100);
+    const short = watch(loopsafe.safeSleep(100));
+    await advance(100);
+    check(short.state === 'fulfilled' && long.state === 'pending', 'the short sleep ends at 200 ms, the long one not');
+    await advance(300);
+    check(long.state === 'fulfilled', 'the long one ends at 500 ms');
+  },
 };

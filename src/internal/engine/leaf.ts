@@ -18,6 +18,8 @@ export abstract class LeafWait<T> extends CancelNode {
   #reject!: (reason: unknown) => void;
   /** When it started, on its clock. */
   readonly #startedAt: number;
+  /** Counts the works it has followed: only the latest one's outcome settles it (see `follow`). */
+  #followed = 0;
 
   /**
    * @param clock - The clock its timeout is measured on.
@@ -58,37 +60,52 @@ export abstract class LeafWait<T> extends CancelNode {
     return !this.ownerRunning;
   }
 
-  /** Fulfils: leaves the tree first. */
-  protected fulfil(value: T): void {
-    if (!this.ownerRunning) return;
-    this.finishOwner();
-    this.#resolve(value);
+  /**
+   * Whether it can still settle with an outcome: not settled, and not
+   * cancelled — a cancellation marks every node of a tree before it tells any,
+   * and an outcome that comes in between (a permit freed by a scope told
+   * first) must not settle a wait that is about to reject with the reason.
+   */
+  get settleable(): boolean {
+    return this.ownerRunning && !this.cancelled;
   }
 
-  /** Rejects: leaves the tree first. */
-  protected fail(error: unknown): void {
-    if (!this.ownerRunning) return;
+  /** Fulfils: leaves the tree first. Returns whether it settled (not if it had settled or was cancelled). */
+  protected fulfil(value: T): boolean {
+    if (!this.settleable) return false;
+    this.finishOwner();
+    this.#resolve(value);
+    return true;
+  }
+
+  /** Rejects: leaves the tree first. Returns whether it settled (not if it had settled or was cancelled). */
+  protected fail(error: unknown): boolean {
+    if (!this.settleable) return false;
     this.finishOwner();
     rejectAtCaller(this.#resolve, this.#reject, error);
+    return true;
   }
 
   /**
    * Settles with `work`'s outcome, through a promise chain rather than a
    * callback: the chain from the work to the promise the caller awaits stays
    * native, so an error thrown by the work keeps the caller's async frames.
-   * The wait leaves the tree in the first link, before it settles.
+   * The wait leaves the tree in the first link, before it settles. Following
+   * another work later (a fallback after the deadline) supersedes this one:
+   * only the latest work's outcome settles the wait.
    */
   protected follow(work: Promise<T>): void {
+    const turn = ++this.#followed;
     work
       .then(
         (value) => {
-          // Settled already (cancelled, timed out): the late outcome goes no further.
-          if (!this.ownerRunning) return settledElsewhere();
+          // Settled already (cancelled, timed out) or superseded: the late outcome goes no further.
+          if (turn !== this.#followed || !this.settleable) return settledElsewhere();
           this.finishOwner();
           return value;
         },
         (error: unknown) => {
-          if (!this.ownerRunning) return settledElsewhere();
+          if (turn !== this.#followed || !this.settleable) return settledElsewhere();
           this.finishOwner();
           throw error;
         },

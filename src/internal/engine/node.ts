@@ -328,6 +328,24 @@ export abstract class CancelNode implements DeadlineTarget {
     return parent;
   }
 
+  /**
+   * Releases this node again if it was linked again only to be looked at (see
+   * `reattach`): its owner is done and nothing hangs under it. Each node above
+   * that was linked only for it is released in turn.
+   */
+  protected releaseIfIdle(): void {
+    CancelNode.#releaseIfIdle(this);
+  }
+
+  /** Whether a deadline bounds it: its own or an enclosing scope's, on any clock. */
+  protected get hasDeadline(): boolean {
+    if (this.#deadline !== Number.POSITIVE_INFINITY) return true;
+    for (let node = this.#foreign; node !== undefined; node = node.#foreign) {
+      if (node.#deadline !== Number.POSITIVE_INFINITY) return true;
+    }
+    return false;
+  }
+
   /** Releases `start`, and each node above it in turn, while its owner is done and nothing hangs under it. */
   static #releaseIfIdle(start: CancelNode): void {
     let node: CancelNode | undefined = start;
@@ -413,11 +431,15 @@ export abstract class CancelNode implements DeadlineTarget {
    * of 100,000 nested scopes is a loop, not 100,000 stack frames). First the
    * whole subtree is marked and unlinked — so nothing inside can be linked
    * again, and every timer and listener is gone — then each node is told,
-   * innermost first, siblings in the order they were opened.
+   * innermost first, siblings in the order they were opened, and the roots'
+   * trees in the order of `roots` (a signal's followers in the order they
+   * began to follow it).
    */
   static #cancelAll(roots: readonly CancelNode[], reason: unknown, byDeadline: boolean): void {
     const order: CancelNode[] = [];
     const stack: CancelNode[] = [];
+    /** Where each root's part of `order` ends: each part is told from its end, the parts in the roots' order. */
+    const ends: number[] = [];
     for (const root of roots) {
       if (root.#status === CANCELLED) continue;
       root.#unlink();
@@ -441,15 +463,20 @@ export abstract class CancelNode implements DeadlineTarget {
         node.#last = undefined;
         order.push(node);
       }
+      ends.push(order.length);
     }
     // Sibling links are cut after the walk above has used them.
     for (const node of order) node.#next = undefined;
-    for (let i = order.length - 1; i >= 0; i--) {
-      try {
-        (order[i] as CancelNode).onCancelled(reason);
-      } catch (error) {
-        report(error);
+    let start = 0;
+    for (const end of ends) {
+      for (let i = end - 1; i >= start; i--) {
+        try {
+          (order[i] as CancelNode).onCancelled(reason);
+        } catch (error) {
+          report(error);
+        }
       }
+      start = end;
     }
   }
 

@@ -205,11 +205,18 @@ export class ScopeNode extends CancelNode implements PublicScope {
 
   /**
    * The signal. Read after the scope was left, it links the scope again (a
-   * loopsafe call like any other), so work handed this signal is still bounded
-   * by the deadline.
+   * loopsafe call like any other) while a deadline bounds it, so work handed
+   * this signal is still bounded by the deadline. A scope with no deadline is
+   * only looked at: the signal is aborted if the scope or an enclosing one was
+   * cancelled meanwhile, and the scope is released again, for nothing would
+   * ever release it (a server's finished request scopes, each read once after
+   * it ended, would each stay linked under the server's signal).
    */
   get signal(): AbortSignal {
-    this.relink();
+    if (this.released) {
+      this.relink();
+      if (!this.hasDeadline) this.releaseIfIdle();
+    }
     let controller = this.#controller;
     if (controller === undefined) {
       controller = this.#controller = new AbortController();
@@ -223,8 +230,13 @@ export class ScopeNode extends CancelNode implements PublicScope {
   }
 
   check(): void {
-    this.relink();
-    if (!this.cancelled) this.expireIfDue();
+    if (this.released) {
+      // Looked at, not used: linked again to see what was cancelled meanwhile, then released again.
+      this.relink();
+      this.releaseIfIdle();
+    } else if (!this.cancelled) {
+      this.expireIfDue();
+    }
     if (this.cancelled) {
       const reason = this.reason;
       takeStack(reason);

@@ -10,6 +10,15 @@
  *   timer is left armed but `unref`'d (it keeps nothing alive, and the next
  *   deadline that comes later reuses it); it is `ref`'d while any deadline in
  *   the heap may keep the process alive.
+ *   The shared timer is always armed through the platform's own
+ *   `setTimeout`, as it was when loopsafe loaded.
+ * - **The system clock under a fake-timer tool** (the global `setTimeout` is
+ *   not the platform's own when the deadline is armed: vitest's, sinon's,
+ *   node:test's `mock.timers`): one timer per deadline, armed through the
+ *   tool's `setTimeout` and cleared through its `clearTimeout`, so the tool
+ *   fires each deadline on its own tick. (One shared timer re-armed through
+ *   the tool cannot work: a tool that leaves `performance.now()` alone gives
+ *   no way to tell how much of an earlier deadline has already passed.)
  * - **Any other clock** (a manual clock, a custom one): one clock timer per
  *   armed node, so `clock.pendingTimers` counts exactly the armed branches.
  *
@@ -25,7 +34,7 @@
  */
 import { MAX_TIMER_DELAY_MS, systemClock, type Clock } from '../../clock.js';
 import { IndexedHeap } from '../heap.js';
-import { inRootContext, nativeSetTimeout } from '../platform.js';
+import { inRootContext, nativeClearTimeout, nativeSetTimeout } from '../platform.js';
 
 /** What a deadline timer calls when its deadline is due. */
 export interface DeadlineTarget {
@@ -54,11 +63,39 @@ export function armDeadline(
   ref: boolean,
 ): DeadlineTimer {
   if (clock === systemClock) {
+    if (globalThis.setTimeout !== nativeSetTimeout) return new ClockDeadline(toolClock(), at, now, target, ref);
     const entry = new QueuedDeadline(at, target, ref);
     systemDeadlines.add(entry, now);
     return entry;
   }
   return new ClockDeadline(clock, at, now, target, ref);
+}
+
+/** The system clock's time, read through the fake-timer tool's `setTimeout` and `clearTimeout` of the moment. */
+let fakeClock: Clock | undefined;
+/** The global `setTimeout` that `fakeClock` arms through. */
+let fakeSetTimeout: unknown;
+
+/**
+ * The system clock as a deadline armed now under a fake-timer tool sees it:
+ * the tool's `setTimeout` and `clearTimeout` (captured now, so a timer is
+ * cleared through the tool it was armed through, even once the tool is
+ * uninstalled), delays in whole milliseconds as Node's timers count them.
+ */
+function toolClock(): Clock {
+  const set = globalThis.setTimeout;
+  if (fakeClock !== undefined && fakeSetTimeout === set) return fakeClock;
+  const arm = set as (callback: () => void, delayMs: number) => unknown;
+  const clear = globalThis.clearTimeout as (handle: unknown) => void;
+  fakeSetTimeout = set;
+  fakeClock = {
+    now: () => systemClock.now(),
+    setTimeout: (callback, delayMs) => arm(callback, Math.round(delayMs)),
+    clearTimeout: (handle) => {
+      clear(handle);
+    },
+  };
+  return fakeClock;
 }
 
 type Handle = { ref?: () => unknown; unref?: () => unknown } | null | undefined;
@@ -112,13 +149,6 @@ class SystemDeadlines {
   #timer: unknown = undefined;
   /** The time the armed platform timer stands for: the earliest deadline when armed, or a chunk's end. */
   #timerAt = Number.POSITIVE_INFINITY;
-  /**
-   * The `setTimeout`/`clearTimeout` the platform timer was armed with. A
-   * fake-timer tool that replaces the globals makes the next deadline re-arm
-   * through the new ones, and the old timer is cleared through the old.
-   */
-  #armedWith: unknown = undefined;
-  #clearWith: ((handle: unknown) => void) | undefined = undefined;
   /** The platform timer's callback runs in the root async context: it serves every scope, not the one that armed it. */
   readonly #fire = inRootContext((): void => {
     this.#onTimer();
@@ -128,28 +158,15 @@ class SystemDeadlines {
     entry.seq = this.#seq++;
     this.#heap.push(entry);
     if (entry.ref) this.countRef(true);
-    // Re-armed when it is the earliest; and, while a fake-timer tool's setTimeout is in use, each
-    // time: the tool may have dropped the timer armed through it (node:test's mock.timers.reset()).
-    const armedWith = this.#armedWith;
-    if (entry.at < this.#timerAt || armedWith !== nativeSetTimeout || armedWith !== globalThis.setTimeout) {
-      this.#arm(now);
-    }
+    // Re-armed when it is the earliest, and when it is due already: a deadline due now must not
+    // ride a timer armed before the platform timers that were armed since, ahead of them (a
+    // `safeSleep(0)` wakes after a `setTimeout(fn, 0)` armed before it, as a `setTimeout` would).
+    if (entry.at < this.#timerAt || entry.at <= now) this.#arm(now);
   }
 
   remove(entry: QueuedDeadline): void {
-    const heap = this.#heap;
-    heap.remove(entry);
+    this.#heap.remove(entry);
     if (entry.ref) this.countRef(false);
-    // Left armed when empty only if it is a real platform timer: one armed
-    // through a fake-timer tool may be dropped by the tool without a trace.
-    if (heap.size === 0 && this.#timer !== undefined && this.#armedWith !== nativeSetTimeout) this.#disarm();
-  }
-
-  #disarm(): void {
-    const clear = this.#clearWith;
-    if (clear !== undefined) clear(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
   }
 
   countRef(ref: boolean): void {
@@ -169,8 +186,7 @@ class SystemDeadlines {
   #arm(from: number): void {
     const top = this.#heap.peek();
     if (top === undefined) return;
-    const clear = this.#clearWith;
-    if (this.#timer !== undefined && clear !== undefined) clear(this.#timer);
+    if (this.#timer !== undefined) nativeClearTimeout(this.#timer);
     const wait = top.at - from;
     let delay: number;
     if (wait > MAX_TIMER_DELAY_MS) {
@@ -182,10 +198,7 @@ class SystemDeadlines {
       delay = wait <= 0 ? 0 : Math.round(wait);
       this.#timerAt = top.at;
     }
-    this.#armedWith = globalThis.setTimeout;
-    this.#clearWith = globalThis.clearTimeout as (handle: unknown) => void;
-    const set = globalThis.setTimeout as (callback: () => void, delay: number) => unknown;
-    this.#timer = set(this.#fire, delay);
+    this.#timer = nativeSetTimeout(this.#fire, delay);
     if (this.#refs === 0) refHandle(this.#timer, false);
   }
 
