@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { TargetSpec } from './targets.js';
 
 /** The number after `--name` (`--calls 20000` or `--calls=20000`), if given. */
@@ -256,17 +257,49 @@ export function emit(report: BenchReport, titles: Record<string, string> = {}): 
 }
 
 /**
- * Runs a TypeScript file in a child Node process (with `--expose-gc`, through
- * tsx) and parses the JSON on the last line it prints. Each bench and scenario
+ * Compiles a bench file the way `dist/` is built (esbuild, target `node20`,
+ * no `keepNames`) into one module under `node_modules/.cache/loopsafe-bench/`,
+ * the library's source bundled in and packages left external. tsx, which the
+ * files are written for, compiles with `keepNames`: every named closure made
+ * per call (`{ onTimeout: () => … }`) then costs an `Object.defineProperty`,
+ * which the published build never pays, and which peers loaded from
+ * `node_modules` never pay either.
+ */
+async function compileBench(file: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const root = resolvePath(dirname(file), '..');
+  const out = join(root, 'node_modules', '.cache', 'loopsafe-bench', `${basename(file, '.ts')}.mjs`);
+  await build({
+    entryPoints: [file],
+    outfile: out,
+    bundle: true,
+    packages: 'external',
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'error',
+  });
+  return out;
+}
+
+/**
+ * Runs a bench script in a child Node process (with `--expose-gc`) and parses
+ * the JSON on the last line it prints. A TypeScript file is compiled first,
+ * as the published build is (see compileBench). Each bench and scenario
  * variant gets a fresh process, so one cannot warm up or pollute another.
  *
- * @param file - The script to run.
+ * @param file - The script to run: a `.ts` bench file, or a compiled one.
  * @param args - Its arguments.
  * @param nodeBinary - The Node binary. @defaultValue the current one
  */
-export function runJsonChild<T>(file: string, args: readonly string[], nodeBinary = process.execPath): Promise<T> {
+export async function runJsonChild<T>(
+  file: string,
+  args: readonly string[],
+  nodeBinary = process.execPath,
+): Promise<T> {
+  const script = file.endsWith('.ts') ? await compileBench(file) : file;
   return new Promise((resolve, reject) => {
-    const child = spawn(nodeBinary, ['--no-warnings', '--expose-gc', '--import', 'tsx', file, ...args], {
+    const child = spawn(nodeBinary, ['--no-warnings', '--expose-gc', script, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
