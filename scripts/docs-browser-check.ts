@@ -16,7 +16,8 @@
  * after CHECK_TIMEOUT_MS — it fails, it never hangs.
  *
  * Run after `npm run docs`: `tsx scripts/docs-browser-check.ts`.
- * Chromium: `apt-get install -y chromium` (or set CHROMIUM_PATH).
+ * Chromium: CHROMIUM_PATH, else Debian's (`/usr/bin/chromium`), else the one
+ * in the `@sparticuz/chromium` devDependency (scripts/lib/chromium.ts).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -25,10 +26,10 @@ import { tmpdir } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { root } from '../test/fixtures/doc-examples.js';
+import { findChromium } from './lib/chromium.js';
 
 const siteDir = join(root, 'docs', 'site');
 const artifactsDir = join(root, 'artifacts', 'docs-site');
-const executablePath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const CHECK_TIMEOUT_MS = 180_000;
 const STEP_TIMEOUT_MS = 15_000;
 
@@ -37,12 +38,6 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-if (!existsSync(executablePath)) {
-  fail(
-    `Chromium not found at ${executablePath}. Install Debian's Chromium (\`apt-get install -y chromium\`; ` +
-      `.ci/run does it in CI) or point CHROMIUM_PATH at a Chromium binary.`,
-  );
-}
 if (!existsSync(join(siteDir, 'index.html'))) fail('docs/site/index.html is missing: run `npm run docs` first.');
 
 // The whole check is bounded: a hang becomes a failure.
@@ -120,21 +115,13 @@ async function main(): Promise<void> {
   let context: BrowserContext | undefined;
   const problems: string[] = [];
   try {
+    const found = await findChromium();
     context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath,
+      executablePath: found.executablePath,
       headless: true,
       timeout: STEP_TIMEOUT_MS,
       viewport: { width: 1280, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: found.args,
     });
     context.setDefaultTimeout(STEP_TIMEOUT_MS);
     context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);

@@ -6,9 +6,9 @@
  *    project (`node_modules/.cache/loopsafe-runtimes/consumer`), so every run
  *    below resolves `loopsafe` through its `exports`, as a user's would.
  * 2. Runs the portable suite (`test/portable/`) there on Node 20 (this one),
- *    Node 22, Node 24, Bun and Deno, and, bundled by esbuild for the browser
+ *    Node 22, 24 and 26, Bun and Deno, and, bundled by esbuild for the browser
  *    (which picks the `browser` build), in headless Chromium.
- * 3. With `--unit`, also runs the whole vitest unit suite on Node 22 and 24.
+ * 3. With `--unit`, also runs the whole vitest unit suite on Node 22, 24 and 26.
  *
  * Runtimes whose package cannot be installed (no registry) are reported as
  * SKIPPED with the reason and do not fail the run; `--require-all` makes them
@@ -22,13 +22,13 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
+import { findChromium, type ChromiumLaunch } from './lib/chromium.js';
 import type { PortableResult } from '../test/portable/suite.js';
 import { currentNode, installableRuntimes, installRuntime, type Runtime } from './lib/runtimes.js';
 
 const root = resolve(import.meta.dirname, '..');
 const cache = join(root, 'node_modules', '.cache', 'loopsafe-runtimes');
 const consumer = join(cache, 'consumer');
-const CHROMIUM = '/usr/bin/chromium';
 /** The portable suite takes ~2 s; a runtime that needs this long has hung. */
 const SUITE_LIMIT_MS = 90_000;
 /** The unit suite takes ~30 s on this 2-core machine. */
@@ -196,29 +196,21 @@ async function runSuite(runtime: Runtime): Promise<void> {
 }
 
 async function runBrowser(): Promise<void> {
-  if (!existsSync(CHROMIUM)) {
+  const started = performance.now();
+  let found: ChromiumLaunch;
+  try {
+    found = await findChromium();
+  } catch (error) {
     rows.push({
       runtime: 'chromium',
       check: 'portable suite (browser build)',
-      outcome: 'SKIPPED',
-      detail: `${CHROMIUM} not installed (apt-get install chromium)`,
+      outcome: 'FAILED',
+      detail: error instanceof Error ? error.message : String(error),
       seconds: 0,
     });
     return;
   }
-  const started = performance.now();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await chromium.launch({ executablePath: found.executablePath, args: found.args });
   try {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
@@ -238,7 +230,7 @@ async function runBrowser(): Promise<void> {
     const seconds = (performance.now() - started) / 1000;
     if (!Array.isArray(value)) {
       rows.push({
-        runtime: `chromium ${version}`,
+        runtime: `chromium ${version} (${found.source})`,
         check: 'portable suite (browser build)',
         outcome: 'FAILED',
         detail: value.error,
@@ -249,7 +241,7 @@ async function runBrowser(): Promise<void> {
     const { ok, detail } = summarise(value);
     const clean = pageErrors.length === 0;
     rows.push({
-      runtime: `chromium ${version}`,
+      runtime: `chromium ${version} (${found.source})`,
       check: 'portable suite (browser build)',
       outcome: ok && clean ? 'passed' : 'FAILED',
       detail: clean ? detail : `${detail}; page errors: ${pageErrors.join(' | ')}`,

