@@ -1,12 +1,26 @@
 #!/usr/bin/env node
-// Checks the package as it will be published: packs it once, then runs
+// Checks the package as it will be published: packs it once, from a clean copy of the
+// working tree (the files git tracks or would track: no dist/, so the `prepack` build is what
+// fills it, as on a fresh clone), then runs
 // publint --strict and Are-The-Types-Wrong on the tarball, checks the file list,
 // smoke-tests the packed ESM and CJS builds from a scratch install, and
-// type-checks TypeScript consumers of the tarball (node16 ESM, node16 CJS, bundler).
+// type-checks TypeScript consumers of the tarball (node16 ESM, node16 CJS, bundler) with the repo's
+// TypeScript 5.9 and with TypeScript 7 (the native compiler, installed on first use into
+// node_modules/.cache/loopsafe-typescript7: its `tsc` bin would shadow 5.9's in node_modules/.bin).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const root = resolve(import.meta.dirname, '..');
@@ -15,8 +29,69 @@ const bin = (name) => join(root, 'node_modules', '.bin', name);
 const run = (command, args, options = {}) =>
   execFileSync(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', ...options });
 
+/** The TypeScript 7 consumers are checked with: pinned, so a new release cannot change the verdict unseen. */
+const TYPESCRIPT_7 = '7.0.2';
+
+/** Installs TypeScript 7 into the cache (once) and returns its `tsc`. */
+function typescript7() {
+  const prefix = join(root, 'node_modules', '.cache', 'loopsafe-typescript7');
+  const tsc = join(prefix, 'node_modules', 'typescript', 'bin', 'tsc');
+  const installed = () => {
+    try {
+      return JSON.parse(readFileSync(join(prefix, 'node_modules', 'typescript', 'package.json'), 'utf8')).version;
+    } catch {
+      return undefined;
+    }
+  };
+  if (!existsSync(tsc) || installed() !== TYPESCRIPT_7) {
+    mkdirSync(prefix, { recursive: true });
+    run('npm', [
+      'install',
+      '--no-save',
+      '--no-package-lock',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      '--prefix',
+      prefix,
+      `typescript@${TYPESCRIPT_7}`,
+    ]);
+  }
+  if (installed() !== TYPESCRIPT_7) throw new Error(`TypeScript ${TYPESCRIPT_7} did not install into ${prefix}`);
+  return tsc;
+}
+
+/**
+ * Copies what a fresh clone would hold — tracked files and new files git does
+ * not ignore, as they are in the working tree — into `dir`, with the repo's
+ * node_modules linked in (prepack's build needs its tools, not its output).
+ */
+function cleanTree(dir) {
+  const listed = run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard']).split('\0');
+  let copied = 0;
+  for (const file of listed) {
+    if (file === '' || !existsSync(join(root, file))) continue; // deleted in the working tree
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    copyFileSync(join(root, file), join(dir, file));
+    copied++;
+  }
+  if (existsSync(join(dir, 'dist'))) throw new Error('dist/ is tracked by git: a clean clone must not hold a build');
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  return copied;
+}
+
 try {
-  const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work]));
+  const clean = join(work, 'clean');
+  const copied = cleanTree(clean);
+  // npm pack runs `prepack` (the build) in the clean tree: a tarball without dist/ fails below.
+  const output = run('npm', ['pack', '--json', '--pack-destination', work], {
+    cwd: clean,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // The build's own output comes first on stdout; npm's JSON report is the array that ends it.
+  const report = output.slice(output.search(/^\[\s*\{/m));
+  const [packed] = JSON.parse(report);
+  console.log(`packed from a clean copy of the tree (${String(copied)} files, no dist/): prepack built it`);
   const tarball = join(work, packed.filename);
   const files = packed.files.map((file) => file.path);
   console.log(`packed ${packed.filename}: ${String(files.length)} files, ${String(packed.size)} bytes`);
@@ -36,7 +111,8 @@ try {
     'LICENSE',
     'README.md',
   ]) {
-    if (!files.includes(required)) throw new Error(`missing from the tarball: ${required}`);
+    if (!files.includes(required))
+      throw new Error(`missing from the tarball packed from a clean tree: ${required} (does prepack build?)`);
   }
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   if (Object.keys(manifest.dependencies ?? {}).length > 0)
@@ -237,11 +313,26 @@ export function wrongArguments(clock: ManualClock): Array<Promise<void>> {
       skipLibCheck: true,
     },
   ];
+  const compilers = [
+    { name: 'TypeScript 5.9', tsc: bin('tsc'), emits: true },
+    { name: `TypeScript ${TYPESCRIPT_7}`, tsc: typescript7(), emits: false },
+  ];
+  for (const compiler of compilers) {
+    const version = run(compiler.tsc, ['-v']).trim();
+    const expected = compiler.name.split(' ')[1];
+    if (!version.includes(` ${expected}`)) throw new Error(`${compiler.name} reports ${version}`);
+  }
   const execFileAsync = promisify(execFile);
   const started = performance.now();
+  const jobs = compilers.flatMap((compiler) =>
+    consumers.map((consumer) => ({
+      compiler,
+      consumer: { ...consumer, run: consumer.run === true && compiler.emits },
+    })),
+  );
   await Promise.all(
-    consumers.map(async (consumer) => {
-      const dir = join(app, consumer.dir);
+    jobs.map(async ({ compiler, consumer }) => {
+      const dir = join(app, `${consumer.dir}-${compiler.emits ? 'ts5' : 'ts7'}`);
       mkdirSync(dir);
       writeFileSync(
         join(dir, 'package.json'),
@@ -267,9 +358,11 @@ export function wrongArguments(clock: ManualClock): Array<Promise<void>> {
       };
       writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['main.ts'] }));
       try {
-        await execFileAsync(bin('tsc'), ['-p', dir], { cwd: dir, encoding: 'utf8' });
+        await execFileAsync(compiler.tsc, ['-p', dir], { cwd: dir, encoding: 'utf8' });
       } catch (error) {
-        throw new Error(`TypeScript consumer (${consumer.name}) failed to compile:\n${error.stdout || error.message}`);
+        throw new Error(
+          `TypeScript consumer (${consumer.name}, ${compiler.name}) failed to compile:\n${error.stdout || error.message}`,
+        );
       }
       if (consumer.run) {
         const { stdout } = await execFileAsync(process.execPath, [join(dir, 'out', 'main.js')], {
@@ -282,6 +375,6 @@ export function wrongArguments(clock: ManualClock): Array<Promise<void>> {
     }),
   );
   console.log(
-    `TypeScript consumers type-check (${consumers.map((c) => c.name).join(', ')}), node16 ESM runs: ${String(Math.round(performance.now() - started))} ms`,
+    `TypeScript consumers type-check (${consumers.map((c) => c.name).join(', ')}) with ${compilers.map((c) => c.name).join(' and ')}, node16 ESM runs: ${String(Math.round(performance.now() - started))} ms`,
   );
 }
