@@ -125,23 +125,51 @@ async function chart(file: string, spec: vegaLite.TopLevelSpec): Promise<void> {
   view.finalize();
 }
 
-/** Bars of `ratio` per candidate, a column per runtime (`node`), optionally a row per `group`. */
+/**
+ * Fonts large enough to read on a phone. A chart is one column of panels (a
+ * row per runtime) about 640 px wide: the docs site shows it at that width on
+ * a phone, scrolling inside its paragraph, so a 12 px label stays 12 px.
+ */
+const chartConfig = {
+  font: 'system-ui, sans-serif',
+  title: { fontSize: 15 },
+  header: { labelFontSize: 13, labelFontWeight: 'bold' },
+  axis: { labelFontSize: 12, titleFontSize: 12 },
+  legend: { labelFontSize: 12 },
+  text: { fontSize: 12 },
+} as const;
+
+/** Bars of `ratio` per candidate, a row of panels per runtime (`node`), and per `group` when given. */
 function ratioChart(title: string, rows: readonly Row[], group?: string): vegaLite.TopLevelSpec {
+  const values =
+    group === undefined ? rows : rows.map((row) => ({ ...row, panel: `${String(row.node)} · ${String(row[group])}` }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
-    width: 300,
-    data: { values: rows },
-    mark: { type: 'bar' },
-    encoding: {
-      y: { field: 'name', type: 'nominal', sort: null, title: null, axis: { labelLimit: 320 } },
-      x: { field: 'ratio', type: 'quantitative', title: 'ratio to the hand-written baseline (lower is faster)' },
-      color: {
-        condition: { test: "indexof(datum.name, 'loopsafe') === 0", value: '#2f7d4a' },
-        value: '#9aa5b1',
+    config: chartConfig,
+    data: { values },
+    facet: { row: { field: group === undefined ? 'node' : 'panel', type: 'nominal', title: null, sort: null } },
+    spec: {
+      width: 280,
+      encoding: {
+        y: { field: 'name', type: 'nominal', sort: null, title: null, axis: { labelLimit: 300 } },
+        x: { field: 'ratio', type: 'quantitative', title: 'ratio to the hand-written baseline (lower is faster)' },
       },
-      column: { field: 'node', type: 'nominal', title: null, sort: null },
-      ...(group === undefined ? {} : { row: { field: group, type: 'nominal', title: null } }),
+      layer: [
+        {
+          mark: { type: 'bar' },
+          encoding: {
+            color: {
+              condition: { test: "indexof(datum.name, 'loopsafe') === 0", value: '#2f7d4a' },
+              value: '#9aa5b1',
+            },
+          },
+        },
+        {
+          mark: { type: 'text', align: 'left', dx: 3 },
+          encoding: { text: { field: 'ratio', type: 'quantitative', format: '.2~f' } },
+        },
+      ],
     },
     resolve: { scale: { y: 'independent', x: 'independent' } },
   };
@@ -291,7 +319,7 @@ async function main(): Promise<void> {
 
   const withScenarios = runtimes.filter((rt) => rt.reports.scenarios !== undefined);
   if (withScenarios.length > 0) {
-    parts.push('### Deadlock scenarios (`npm run demo`)');
+    parts.push('### Deadlock scenarios, as npm run demo runs them');
     for (const rt of withScenarios) {
       const rows = tableRows(rt.reports.scenarios, 'scenarios');
       parts.push(
@@ -334,22 +362,38 @@ async function main(): Promise<void> {
     );
     await chart('scenarios.svg', {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: 'Left behind after settling (work + timers + listeners + unhandled rejections; a hang counts 1)',
-      width: 300,
+      title: {
+        text: 'Left behind after settling',
+        subtitle: 'work + timers + listeners + unhandled rejections; a hang counts 1',
+      },
+      config: chartConfig,
       data: { values: leftovers },
-      transform: [{ calculate: 'datum.left + 1', as: 'leftPlusOne' }],
-      mark: 'bar',
-      encoding: {
-        y: { field: 'scenario', type: 'nominal', sort: null, title: null, axis: { labelLimit: 320 } },
-        yOffset: { field: 'kind' },
-        x: { field: 'leftPlusOne', type: 'quantitative', scale: { type: 'log' }, title: 'things left + 1 (log scale)' },
-        color: {
-          field: 'kind',
-          type: 'nominal',
-          scale: { domain: ['naive', 'loopsafe'], range: ['#c2513d', '#2f7d4a'] },
-          title: null,
+      facet: { row: { field: 'node', type: 'nominal', title: null, sort: null } },
+      spec: {
+        width: 280,
+        encoding: {
+          y: { field: 'scenario', type: 'nominal', sort: null, title: null, axis: { labelLimit: 300 } },
+          yOffset: { field: 'kind', sort: ['naive', 'loopsafe'] },
+          // A symlog scale starts at 0, where "nothing left" is: a log scale has no 0, and drew no bar at all.
+          x: { field: 'left', type: 'quantitative', scale: { type: 'symlog' }, title: 'things left (symlog scale)' },
         },
-        column: { field: 'node', type: 'nominal', title: null, sort: null },
+        layer: [
+          {
+            mark: 'bar',
+            encoding: {
+              color: {
+                field: 'kind',
+                type: 'nominal',
+                scale: { domain: ['naive', 'loopsafe'], range: ['#c2513d', '#2f7d4a'] },
+                title: null,
+              },
+            },
+          },
+          {
+            mark: { type: 'text', align: 'left', dx: 3, fontSize: 11 },
+            encoding: { text: { field: 'left', type: 'quantitative' } },
+          },
+        ],
       },
     });
     parts.push('![Left behind per scenario](media/scenarios.svg)');
@@ -456,7 +500,7 @@ async function main(): Promise<void> {
     ['ratio', 'Ratio to no context'],
   ]);
   if (als !== undefined) {
-    parts.push('### Ambient propagation (`AsyncLocalStorage`)');
+    parts.push('### Ambient propagation through AsyncLocalStorage');
     parts.push(als);
     await chart(
       'als.svg',
