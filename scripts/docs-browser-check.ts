@@ -8,6 +8,11 @@
  *   request leaving 127.0.0.1;
  * - every internal link must resolve: the file exists and, for `#anchor`
  *   links, the target page has an element with that id;
+ * - every "Defined in" link points at the repository's `src/` at the commit the site was built from;
+ * - at 390 px (a phone) and 1440 px, no page is wider than the window (wide tables and code blocks
+ *   scroll inside themselves), and on a phone the menu drawer opens inside the window;
+ * - every chart (docs/site/media/*.svg drawn by bench/report.ts) has bars of non-zero size, and its
+ *   smallest label is at least 8 px tall as a phone shows it;
  * - the search box finds `safeWaitFor` and its result opens the function's page;
  * - saves screenshots of the home page and the Getting started and Concepts guides to
  *   artifacts/docs-site/ (gitignored), for a human to look at.
@@ -19,7 +24,8 @@
  * Chromium: CHROMIUM_PATH, else Debian's (`/usr/bin/chromium`), else the one
  * in the `@sparticuz/chromium` devDependency (scripts/lib/chromium.ts).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -93,6 +99,9 @@ function serve(): Promise<Server> {
  * the anchors a link can target, and every URL the page links to or loads.
  */
 const PAGE_SCAN = `({
+  sources: [...document.querySelectorAll('.tsd-sources li')]
+    .filter((item) => item.textContent.trim().startsWith('Defined in'))
+    .flatMap((item) => [...item.querySelectorAll('a[href]')].map((element) => element.getAttribute('href'))),
   ids: [
     ...[...document.querySelectorAll('[id]')].map((element) => element.id),
     ...[...document.querySelectorAll('a[name]')].map((element) => element.getAttribute('name')),
@@ -101,6 +110,55 @@ const PAGE_SCAN = `({
     (element) => element.getAttribute('href') ?? element.getAttribute('src'),
   ),
 })`;
+
+/** Runs in the page: whether the theme has shown the body (it hides it until its script runs). */
+const SHOWN = `document.body.style.display !== 'none' && document.body.getBoundingClientRect().width > 0`;
+
+/** Runs in the page: how wide the document is, and how large each chart image is shown. */
+const LAYOUT_SCAN = `({
+  scrollWidth: document.documentElement.scrollWidth,
+  images: [...document.querySelectorAll('img[src$=".svg"]')].map((image) => ({
+    src: image.getAttribute('src'),
+    shown: image.getBoundingClientRect().width,
+    natural: image.naturalWidth,
+  })),
+})`;
+
+/** Runs in the page: the open drawer's box. */
+const DRAWER_SCAN = `(() => {
+  const box = document.querySelector('.col-sidebar').getBoundingClientRect();
+  return { left: box.left, right: box.right, width: box.width, viewport: window.visualViewport.width };
+})()`;
+
+/** Runs in a chart's SVG document: its bars, and how many have an area. */
+const BARS_SCAN = `(() => {
+  const bars = [...document.querySelectorAll('[aria-roledescription="bar"]')];
+  const sized = bars.filter((bar) => { const box = bar.getBBox(); return box.width > 0 && box.height > 0; });
+  return { total: bars.length, sized: sized.length };
+})()`;
+
+/** The site's revision, as scripts/typedoc-plugin.mjs links to it. */
+function gitRevision(): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return 'main';
+  }
+}
+
+/** The charts bench/report.ts draws (every media SVG with bars), each with its smallest font size in px. */
+function chartFonts(): Map<string, number> {
+  const fonts = new Map<string, number>();
+  const media = join(siteDir, 'media');
+  for (const file of existsSync(media) ? readdirSync(media) : []) {
+    if (!file.endsWith('.svg')) continue;
+    const svg = readFileSync(join(media, file), 'utf8');
+    if (!svg.includes('aria-roledescription="bar"')) continue; // a diagram, not a chart
+    const sizes = [...svg.matchAll(/font-size="([\d.]+)px"/g)].map((match) => Number(match[1]));
+    fonts.set(file, sizes.length > 0 ? Math.min(...sizes) : 0);
+  }
+  return fonts;
+}
 
 interface LinkRecord {
   readonly from: string;
@@ -151,6 +209,9 @@ async function main(): Promise<void> {
     });
 
     // Crawl every page reachable from the home page.
+    const revision = gitRevision();
+    const sourceLink = new RegExp(`^https://github\\.com/loopsafe/loopsafe/blob/${revision}/src/[\\w./-]+\\.ts#L\\d+$`);
+    let sourceLinks = 0;
     const ids = new Map<string, Set<string>>();
     const links: LinkRecord[] = [];
     const queue = [`${origin}/index.html`];
@@ -163,8 +224,13 @@ async function main(): Promise<void> {
         problems.push(`${current}: HTTP ${String(response?.status())}`);
         continue;
       }
-      const found = await page.evaluate<{ ids: string[]; hrefs: string[] }>(PAGE_SCAN);
+      const found = await page.evaluate<{ ids: string[]; hrefs: string[]; sources: string[] }>(PAGE_SCAN);
       ids.set(url, new Set(found.ids));
+      for (const href of found.sources) {
+        if (!sourceLink.test(href))
+          problems.push(`${current}: "Defined in" links to ${href}, not ${String(sourceLink)}`);
+        sourceLinks++;
+      }
       for (const href of found.hrefs) {
         const target = new URL(href, url);
         if (target.origin !== origin) continue; // external links (GitHub, MDN…) are not followed
@@ -189,6 +255,80 @@ async function main(): Promise<void> {
       if (!(ids.get(pageUrl)?.has(anchor) ?? false))
         problems.push(`${from}: broken link ${href} (no #${anchor} on that page)`);
     }
+
+    if (sourceLinks === 0) problems.push('no "Defined in" link on any page');
+
+    // Layout: nothing scrolls the page sideways, on a phone and on a wide screen.
+    const pages = [...seen].filter((url) => url.endsWith('.html'));
+    const charts = chartFonts();
+    let chartsShown = 0;
+    // The phone is emulated as one (a mobile viewport, as a phone's browser lays a page out): there, a
+    // page wider than the screen widens the layout viewport, and a fixed drawer with it.
+    const cdp = await context.newCDPSession(page);
+    const phone = async (on: boolean): Promise<void> => {
+      if (on) {
+        await cdp.send('Emulation.setDeviceMetricsOverride', {
+          width: 390,
+          height: 800,
+          deviceScaleFactor: 3,
+          mobile: true,
+        });
+      } else {
+        await cdp.send('Emulation.clearDeviceMetricsOverride');
+      }
+    };
+    for (const width of [390, 1440]) {
+      await page.setViewportSize({ width, height: 900 });
+      await phone(width === 390);
+      for (const url of pages) {
+        current = `${url.slice(origin.length)} at ${String(width)} px`;
+        await page.goto(url, { waitUntil: 'load' });
+        await page.waitForFunction(SHOWN); // the theme keeps the body hidden until its script has run
+        const layout = await page.evaluate<{
+          scrollWidth: number;
+          images: { src: string; shown: number; natural: number }[];
+        }>(LAYOUT_SCAN);
+        if (layout.scrollWidth > width + 1)
+          problems.push(`${current}: the page is ${String(layout.scrollWidth)} px wide, wider than the window`);
+        if (width !== 390) continue;
+        for (const image of layout.images) {
+          const font = charts.get(image.src.split('/').pop() ?? '');
+          if (font === undefined || image.natural === 0) continue;
+          chartsShown++;
+          const shownPx = (font * image.shown) / image.natural;
+          if (shownPx < 8)
+            problems.push(`${current}: ${image.src}'s smallest label shows ${shownPx.toFixed(1)} px tall (at least 8)`);
+        }
+      }
+    }
+    if (chartsShown === 0) problems.push('no chart is shown on any page at 390 px');
+
+    // On a phone, the menu drawer opens inside the screen (the landing page and the widest guide).
+    await page.setViewportSize({ width: 390, height: 800 });
+    await phone(true);
+    for (const url of pages.filter((u) => /\/index\.html$|Benchmarks\.html$/.test(u))) {
+      current = `${url.slice(origin.length)} (menu at 390 px)`;
+      await page.goto(url, { waitUntil: 'load' });
+      await page.waitForFunction(SHOWN);
+      await page.click('#tsd-toolbar-menu-trigger');
+      await page.waitForTimeout(600); // the drawer's 0.4 s animation
+      const box = await page.evaluate<{ left: number; right: number; width: number; viewport: number }>(DRAWER_SCAN);
+      if (box.width <= 0 || box.left < -1 || box.right > box.viewport + 1)
+        problems.push(
+          `${current}: the open drawer spans ${box.left.toFixed(0)}..${box.right.toFixed(0)} px of a ${String(box.viewport)} px window`,
+        );
+    }
+
+    await phone(false);
+
+    // Every chart has bars of non-zero size.
+    for (const chart of charts.keys()) {
+      current = `/media/${chart}`;
+      await page.goto(`${origin}/media/${chart}`, { waitUntil: 'load' });
+      const bars = await page.evaluate<{ total: number; sized: number }>(BARS_SCAN);
+      if (bars.sized === 0) problems.push(`${current}: no bar of non-zero size (${String(bars.total)} bars)`);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     // Search finds safeWaitFor, and the result opens its page.
     current = '/index.html (search)';
@@ -223,12 +363,13 @@ async function main(): Promise<void> {
       await page.screenshot({ path: join(artifactsDir, `${name}.png`), fullPage: true });
     }
 
-    const pages = [...seen].filter((url) => url.endsWith('.html')).length;
     if (problems.length > 0)
-      fail(`${String(problems.length)} problem(s) on ${String(pages)} pages:\n  ${problems.join('\n  ')}`);
+      fail(`${String(problems.length)} problem(s) on ${String(pages.length)} pages:\n  ${problems.join('\n  ')}`);
     console.log(
-      `docs-browser-check: ${String(pages)} pages load without console errors; ${String(links.length)} internal links ` +
-        `resolve (${String(new Set(links.map((link) => link.target.href)).size)} distinct); search finds safeWaitFor; ` +
+      `docs-browser-check: ${String(pages.length)} pages load without console errors; ${String(links.length)} internal links ` +
+        `resolve (${String(new Set(links.map((link) => link.target.href)).size)} distinct); ${String(sourceLinks)} "Defined in" ` +
+        `links point at src/ at ${revision.slice(0, 12)}; no page is wider than a 390 px or 1440 px window; the drawer ` +
+        `opens inside the window; ${String(charts.size)} charts have bars, legible on a phone; search finds safeWaitFor; ` +
         `screenshots in ${artifactsDir.slice(root.length)}`,
     );
   } finally {

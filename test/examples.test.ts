@@ -74,12 +74,17 @@ describe('documentation examples', () => {
     expect(examples.length).toBeGreaterThan(20);
   });
 
-  it('publishes every guide in docs/ on the site, in the order typedoc.json gives', () => {
-    const config = JSON.parse(readFileSync(join(root, 'typedoc.json'), 'utf8')) as { projectDocuments: string[] };
+  it('publishes every guide in docs/ on the site, in the order typedoc.json gives, and the landing page', () => {
+    const config = JSON.parse(readFileSync(join(root, 'typedoc.json'), 'utf8')) as {
+      projectDocuments: string[];
+      readme: string;
+    };
     const guides = markdownSources()
       .map((file) => relative(root, file))
       .filter((file) => file.startsWith('docs'));
-    expect(guides.filter((guide) => !config.projectDocuments.includes(guide))).toEqual([]);
+    expect(config.readme).toBe('docs/index.md');
+    expect(guides).toContain(config.readme);
+    expect(guides.filter((guide) => guide !== config.readme && !config.projectDocuments.includes(guide))).toEqual([]);
   });
 
   it('runs every code block of the guides, or says why not', () => {
