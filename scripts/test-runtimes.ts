@@ -105,7 +105,14 @@ async function prepareConsumer(): Promise<void> {
   }
   rmSync(consumer, { recursive: true, force: true });
   mkdirSync(consumer, { recursive: true });
-  const packed = await runBounded('npm', ['pack', '--json', '--pack-destination', consumer], root, 120_000);
+  // The build above is packed as it is: `prepack` would build it again (check:package proves prepack)
+  // and print the build's output before npm's JSON.
+  const packed = await runBounded(
+    'npm',
+    ['pack', '--json', '--ignore-scripts', '--pack-destination', consumer],
+    root,
+    120_000,
+  );
   if (packed.code !== 0) throw new Error(`npm pack failed: ${packed.stderr}`);
   const [{ filename }] = JSON.parse(packed.stdout) as [{ filename: string }];
   writeFileSync(
