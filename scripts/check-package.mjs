@@ -22,6 +22,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { installCached } from './lib/runtimes.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'loopsafe-pack-'));
@@ -34,31 +35,13 @@ const TYPESCRIPT_7 = '7.0.2';
 
 /** Installs TypeScript 7 into the cache (once) and returns its `tsc`. */
 function typescript7() {
-  const prefix = join(root, 'node_modules', '.cache', 'loopsafe-typescript7');
-  const tsc = join(prefix, 'node_modules', 'typescript', 'bin', 'tsc');
-  const installed = () => {
-    try {
-      return JSON.parse(readFileSync(join(prefix, 'node_modules', 'typescript', 'package.json'), 'utf8')).version;
-    } catch {
-      return undefined;
-    }
-  };
-  if (!existsSync(tsc) || installed() !== TYPESCRIPT_7) {
-    mkdirSync(prefix, { recursive: true });
-    run('npm', [
-      'install',
-      '--no-save',
-      '--no-package-lock',
-      '--no-audit',
-      '--no-fund',
-      '--loglevel=error',
-      '--prefix',
-      prefix,
-      `typescript@${TYPESCRIPT_7}`,
-    ]);
-  }
-  if (installed() !== TYPESCRIPT_7) throw new Error(`TypeScript ${TYPESCRIPT_7} did not install into ${prefix}`);
-  return tsc;
+  const installed = installCached(
+    `typescript-${TYPESCRIPT_7}`,
+    `typescript@${TYPESCRIPT_7}`,
+    'node_modules/typescript/bin/tsc',
+  );
+  if ('unavailable' in installed) throw new Error(`TypeScript ${TYPESCRIPT_7}: ${installed.unavailable}`);
+  return installed.path;
 }
 
 /**

@@ -126,6 +126,35 @@ describe('safeSleep()', () => {
     },
   );
 
+  it('a deadline armed before a 0 ms timer still fires before it when a safeSleep(0) comes after', async () => {
+    const order: string[] = [];
+    const first = safeSleep(0).then(() => order.push('sleep armed first'));
+    const timer = new Promise<void>((resolve) => {
+      setTimeout(() => {
+        order.push('timer');
+        resolve();
+      }, 0);
+    });
+    const last = safeSleep(0).then(() => order.push('sleep armed last'));
+    await Promise.all([first, timer, last]);
+    expect(order).toEqual(['sleep armed first', 'timer', 'sleep armed last']);
+  });
+
+  it('a timeout armed before the loop blocked still beats the work it bounds after a safeSleep(0)', async () => {
+    const outcome = withTimeout(
+      5,
+      () =>
+        new Promise<string>((resolve) => {
+          setTimeout(() => {
+            resolve('work finished');
+          }, 10);
+        }),
+    ).catch((error: unknown) => error);
+    block(20); // both timers fall due
+    void safeSleep(0); // an unrelated yield must not move the timeout behind the work's timer
+    expect(await outcome).toBeInstanceOf(TimeoutError);
+  });
+
   it('safeSleep(0) on a manual clock waits for the clock, like a 0 ms Node timer (1 ms)', async () => {
     const clock = createManualClock();
     const sleeping = observe(safeSleep(0, { clock }));

@@ -55,33 +55,49 @@ export function installRuntime(name: string): Runtime | { readonly name: string;
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     return { name, unavailable: `packages are pinned for linux-x64, this is ${process.platform}-${process.arch}` };
   }
-  const prefix = join(cache, name);
-  const binary = join(prefix, entry.binary);
-  if (!existsSync(binary)) {
-    mkdirSync(prefix, { recursive: true });
-    const installed = spawnSync(
-      'npm',
-      [
-        'install',
-        '--no-save',
-        '--no-package-lock',
-        '--no-audit',
-        '--no-fund',
-        '--loglevel=error',
-        '--prefix',
-        prefix,
-        entry.spec,
-      ],
-      { encoding: 'utf8', timeout: 300_000 },
-    );
-    if (installed.status !== 0 || !existsSync(binary)) {
-      const why = (installed.stderr || installed.error?.message || 'no binary after install')
-        .trim()
-        .split('\n')
-        .slice(-2)
-        .join(' ');
-      return { name, unavailable: `npm install ${entry.spec} failed: ${why}` };
-    }
-  }
+  const installed = installCached(name, entry.spec, entry.binary);
+  if ('unavailable' in installed) return { name, unavailable: installed.unavailable };
+  const binary = installed.path;
   return { name, command: binary, args: entry.args };
+}
+
+/**
+ * Installs the npm package `spec` into `node_modules/.cache/loopsafe-runtimes/<name>` (once: a
+ * cached install whose `binary` exists is reused) and returns the path of `binary` in it, or why it
+ * could not be installed. Pin `spec` to an exact version and put the version in `name`, so a new
+ * release cannot change what a check runs unseen.
+ */
+export function installCached(
+  name: string,
+  spec: string,
+  binary: string,
+): { readonly path: string } | { readonly unavailable: string } {
+  const prefix = join(cache, name);
+  const path = join(prefix, binary);
+  if (existsSync(path)) return { path };
+  mkdirSync(prefix, { recursive: true });
+  const installed = spawnSync(
+    'npm',
+    [
+      'install',
+      '--no-save',
+      '--no-package-lock',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      '--prefix',
+      prefix,
+      spec,
+    ],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
+  if (installed.status !== 0 || !existsSync(path)) {
+    const why = (installed.stderr || installed.error?.message || 'no binary after install')
+      .trim()
+      .split('\n')
+      .slice(-2)
+      .join(' ');
+    return { unavailable: `npm install ${spec} failed: ${why}` };
+  }
+  return { path };
 }

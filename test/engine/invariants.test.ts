@@ -252,6 +252,20 @@ describe('the tree', () => {
   });
 });
 
+/** A scope with a deadline `ms` away on `clock`, whose function has already returned. */
+async function finishedScope(ms: number, clock: ReturnType<typeof createManualClock>): Promise<Scope> {
+  let scope: Scope | undefined;
+  await withTimeout(
+    ms,
+    (s) => {
+      scope = s;
+    },
+    { clock },
+  );
+  if (scope === undefined) throw new Error('the scope function did not run');
+  return scope;
+}
+
 describe('a released scope that is only looked at is released again', () => {
   /** Every way a callback that runs after its scope ended looks at the scope, without starting work in it. */
   const looks: Record<string, (scope: Scope) => unknown> = {
@@ -328,44 +342,71 @@ describe('a released scope that is only looked at is released again', () => {
     expect(outer.outcome).toEqual({ status: 'rejected', reason });
   });
 
+  it.each(Object.entries(looks))(
+    '%s after the scope’s own signal aborted: the scopes above it are released again',
+    async (_name, look) => {
+      const later: (() => unknown)[] = [];
+      const clients: AbortController[] = [];
+      let server: Scope | undefined;
+      const served = observe(
+        withTimeout(60_000, async (s) => {
+          server = s;
+          for (let i = 0; i < 10; i++) {
+            const client = new AbortController();
+            clients.push(client);
+            await withTimeout(Infinity, () =>
+              withTimeout(
+                Infinity,
+                (inner) => {
+                  later.push(AsyncLocalStorage.bind(() => look(inner)));
+                },
+                { signal: client.signal },
+              ),
+            );
+          }
+          for (const client of clients) client.abort(new Error('client gone'));
+          for (const run of later) {
+            try {
+              await run();
+            } catch {
+              // check() throws the client's reason: the look saw the abort, as it should
+            }
+          }
+          return inspect(s).children;
+        }),
+      );
+      await flush();
+      expect(served.outcome).toEqual({ status: 'fulfilled', value: 0 });
+      expect(inspect(server)).toMatchObject({ status: 'released', armed: false });
+    },
+  );
+
   it('check() after the scope ended leaves no timer, and no timeout is published at its deadline', async () => {
     const clock = createManualClock();
     using recorder = recordChannels([channelNames.timeout]);
-    let scope: Scope | undefined;
-    await withTimeout(
-      100,
-      (s) => {
-        scope = s;
-      },
-      { clock },
-    );
+    const scope = await finishedScope(100, clock);
     await clock.advance(50);
-    scope?.check();
+    scope.check();
     expect(inspect(scope)).toMatchObject({ status: 'released', armed: false });
     expect(clock.pendingTimers).toBe(0);
     await clock.advance(100);
     expect(recorder.messages(channelNames.timeout)).toHaveLength(0);
     // Past the deadline, it says so (once), and that is the scope's own TimeoutError.
-    expect(() => scope?.check()).toThrow(/timed out/);
+    expect(() => {
+      scope.check();
+    }).toThrow(/timed out/);
     expect(recorder.messages(channelNames.timeout)).toHaveLength(1);
   });
 
   it('the signal of a scope with a deadline, read after it ended, aborts at that deadline', async () => {
     const clock = createManualClock();
-    let scope: Scope | undefined;
-    await withTimeout(
-      100,
-      (s) => {
-        scope = s;
-      },
-      { clock },
-    );
-    const signal = scope?.signal;
+    const scope = await finishedScope(100, clock);
+    const signal = scope.signal;
     expect(inspect(scope)).toMatchObject({ status: 'linked', armed: true });
     await clock.advance(99);
-    expect(signal?.aborted).toBe(false);
+    expect(signal.aborted).toBe(false);
     await clock.advance(1);
-    expect(signal?.aborted).toBe(true);
+    expect(signal.aborted).toBe(true);
     expect(clock.pendingTimers).toBe(0);
   });
 });

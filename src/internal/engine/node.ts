@@ -290,6 +290,9 @@ export abstract class CancelNode implements DeadlineTarget {
       const signal = node.#signal;
       if (signal?.aborted === true) {
         CancelNode.#cancelAll(chain.slice(0, i + 1), signal.reason, false);
+        // The scopes above it were linked again for it alone: released again, or nothing would.
+        const above = chain[i + 1];
+        if (above !== undefined) CancelNode.#releaseIfIdle(above);
         return;
       }
       node.#link(node.#clock.now());

@@ -64,12 +64,23 @@ export function armDeadline(
 ): DeadlineTimer {
   if (clock === systemClock) {
     if (globalThis.setTimeout !== nativeSetTimeout) return new ClockDeadline(toolClock(), at, now, target, ref);
+    // Due already (a `safeSleep(0)`): a platform timer of its own, so it fires after the platform timers
+    // armed before it, as a `setTimeout(fn, 0)` would, and the shared timer keeps its place for the
+    // deadlines armed earlier.
+    if (at <= now) return new ClockDeadline(nativeClock, at, now, target, ref);
     const entry = new QueuedDeadline(at, target, ref);
     systemDeadlines.add(entry, now);
     return entry;
   }
   return new ClockDeadline(clock, at, now, target, ref);
 }
+
+/** The system clock through the platform's own timers, for a deadline that is due when it is armed. */
+const nativeClock: Clock = {
+  now: () => systemClock.now(),
+  setTimeout: nativeSetTimeout,
+  clearTimeout: nativeClearTimeout,
+};
 
 /** The system clock's time, read through the fake-timer tool's `setTimeout` and `clearTimeout` of the moment. */
 let fakeClock: Clock | undefined;
@@ -158,10 +169,9 @@ class SystemDeadlines {
     entry.seq = this.#seq++;
     this.#heap.push(entry);
     if (entry.ref) this.countRef(true);
-    // Re-armed when it is the earliest, and when it is due already: a deadline due now must not
-    // ride a timer armed before the platform timers that were armed since, ahead of them (a
-    // `safeSleep(0)` wakes after a `setTimeout(fn, 0)` armed before it, as a `setTimeout` would).
-    if (entry.at < this.#timerAt || entry.at <= now) this.#arm(now);
+    // Re-armed only when it is the earliest: moving the timer would put the deadlines armed
+    // before it behind the platform timers armed since (a deadline due already never comes here).
+    if (entry.at < this.#timerAt) this.#arm(now);
   }
 
   remove(entry: QueuedDeadline): void {
