@@ -133,6 +133,27 @@ function tests(env: PortableEnvironment): Test[] {
       },
     ],
     [
+      'safeSleep(0) wakes after a 0 ms timer set before it, and before one set after it',
+      async () => {
+        const order: string[] = [];
+        const before = new Promise<void>((resolve) => {
+          setTimeout(() => {
+            order.push('timer before');
+            resolve();
+          }, 0);
+        });
+        const sleeping = safeSleep(0).then(() => order.push('safeSleep(0)'));
+        const after = new Promise<void>((resolve) => {
+          setTimeout(() => {
+            order.push('timer after');
+            resolve();
+          }, 0);
+        });
+        await Promise.all([before, sleeping, after]);
+        equal(order, ['timer before', 'safeSleep(0)', 'timer after'], 'order');
+      },
+    ],
+    [
       'safeSleep rejects with the signal reason at once and leaves no listener',
       async () => {
         const { controller, listeners } = countedSignal();

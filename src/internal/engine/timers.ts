@@ -78,8 +78,11 @@ export function armDeadline(
 /** The system clock through the platform's own timers, for a deadline that is due when it is armed. */
 const nativeClock: Clock = {
   now: () => systemClock.now(),
-  setTimeout: nativeSetTimeout,
-  clearTimeout: nativeClearTimeout,
+  // Called as plain functions: a browser's setTimeout throws when called as a method of another object.
+  setTimeout: (callback, delayMs) => nativeSetTimeout(callback, delayMs),
+  clearTimeout: (handle) => {
+    nativeClearTimeout(handle);
+  },
 };
 
 /** The system clock's time, read through the fake-timer tool's `setTimeout` and `clearTimeout` of the moment. */
