@@ -1,4 +1,5 @@
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { defineConfig } from 'tsup';
@@ -13,9 +14,15 @@ const entry = { index: 'src/index.ts', testing: 'src/testing.ts' };
  * answer to the dual-package hazard), and both share one engine.
  */
 async function wrapEsmAroundCjs(): Promise<void> {
+  // The CommonJS module's own exports object, through require: an ESM namespace of it has more names
+  // on newer Node (`module.exports` since Node 23), which are no export a wrapper can name.
+  const requireBuilt = createRequire(join(process.cwd(), 'package.json'));
   for (const name of Object.keys(entry)) {
-    const cjs: unknown = await import(join(process.cwd(), 'dist', `${name}.cjs`));
-    const names = Object.keys(cjs as object).filter((key) => key !== 'default' && key !== '__esModule');
+    const cjs = requireBuilt(join(process.cwd(), 'dist', `${name}.cjs`)) as object;
+    const names = Object.keys(cjs).filter((key) => key !== 'default' && key !== '__esModule');
+    const odd = names.filter((key) => !/^[A-Za-z_$][\w$]*$/.test(key));
+    if (odd.length > 0)
+      throw new Error(`dist/${name}.cjs exports names an ESM wrapper cannot re-export: ${odd.join(', ')}`);
     const body = [
       `// ESM entry: re-exports the CommonJS build so that import and require share one engine.`,
       `import cjs from './${name}.cjs';`,
