@@ -284,7 +284,8 @@ async function main(): Promise<void> {
   const node = currentNode();
   if (wanted(node.name)) runtimes.push(node);
   for (const name of installableRuntimes) {
-    if (!wanted(name)) continue;
+    // The running Node is in the list already: an installed copy of the same line would run it twice.
+    if (!wanted(name) || name === node.name) continue;
     const installed = installRuntime(name);
     if ('unavailable' in installed) {
       rows.push({ runtime: name, check: 'install', outcome: 'SKIPPED', detail: installed.unavailable, seconds: 0 });
