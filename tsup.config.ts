@@ -4,7 +4,14 @@ import { join, resolve } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { defineConfig } from 'tsup';
 
-const entry = { index: 'src/index.ts', testing: 'src/testing.ts' };
+const entry = {
+  index: 'src/index.ts',
+  testing: 'src/testing.ts',
+  http: 'src/http.ts',
+  fastify: 'src/fastify.ts',
+  express: 'src/express.ts',
+  hono: 'src/hono.ts',
+};
 
 /**
  * One instance per process. The ambient scope lives in an AsyncLocalStorage
@@ -26,7 +33,10 @@ async function wrapEsmAroundCjs(): Promise<void> {
     const body = [
       `// ESM entry: re-exports the CommonJS build so that import and require share one engine.`,
       `import cjs from './${name}.cjs';`,
-      `export const { ${names.join(', ')} } = cjs;`,
+      ...(names.length > 0 ? [`export const { ${names.join(', ')} } = cjs;`] : []),
+      // A default-only entry (the Fastify plugin) is `module.exports` itself, as Fastify plugins are.
+      ...(typeof cjs === 'function' ? ['export default cjs;'] : []),
+      ...(Object.hasOwn(cjs, 'default') ? ['export default cjs.default;'] : []),
       '',
     ].join('\n');
     await writeFile(join('dist', `${name}.js`), body);
@@ -82,7 +92,9 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   platform: 'node',
-  splitting: false,
+  // One engine per process: every entry point requires the same shared chunk (one AsyncLocalStorage).
+  splitting: true,
+  external: ['fastify', 'hono', 'express'],
   treeshake: true,
   onSuccess: async () => {
     await wrapEsmAroundCjs();

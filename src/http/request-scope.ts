@@ -1,0 +1,142 @@
+/**
+ * `withRequestScope`: a `node:http` request's deadline scope.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { withTimeout, type Scope } from '../scope.js';
+import { assertFunction, describe } from '../internal/validate.js';
+import { DeadlineHeaderError } from './headers.js';
+import {
+  answerFor,
+  badHeaderAnswer,
+  ClientClosedError,
+  readRequestScopeOptions,
+  requestBudget,
+  RequestLife,
+  requestScopeName,
+  sendAnswer,
+  SHUTDOWN_ANSWER,
+  watchClient,
+  type RequestScopeOptions,
+} from './request-life.js';
+
+/**
+ * Runs `handler(scope)` inside a request's deadline scope, on `node:http`
+ * (`http.createServer`, `https.createServer`).
+ *
+ * The scope opens at once, before the body is read, with the budget of the
+ * request's deadline headers (see `requestDeadline`) clamped to
+ * `maxTimeoutMs`, else `defaultTimeoutMs`. It is the ambient scope inside
+ * `handler`, so every loopsafe call there — `safeSleep`, `retry`,
+ * `scopedFetch` — stops at the request's deadline. It is cancelled with a
+ * {@link ClientClosedError} when the client goes away before the response
+ * finished, and with a {@link ShutdownError} when `gracefulShutdown`'s drain
+ * ends first.
+ *
+ * What it answers itself, as JSON, when nothing was sent yet:
+ * - 400 `{"error":"bad_deadline_header","header":…,"message":…}` for a malformed
+ *   deadline header (`handler` is not called);
+ * - 504 `{"error":"deadline_exceeded","scope":…}` for any `TimeoutError` that
+ *   escapes `handler` — the request's own deadline passing (at that moment,
+ *   without waiting for `handler`), or a nested scope's;
+ * - 503 `{"error":"shutting_down"}` with `connection: close` for a request that
+ *   arrives during a drain (on a kept-alive connection), or that the drain cancels.
+ *
+ * If the response had started when its deadline passed, it is destroyed
+ * rather than ended: a cut-off body must not pass for a whole one. Any other
+ * error `handler` throws is the returned promise's rejection, for your own
+ * error handling.
+ *
+ * @param req - The request.
+ * @param res - Its response.
+ * @param handler - The work: receives the request's scope; may be sync or async.
+ * @param options - `defaultTimeoutMs`, `maxTimeoutMs`, `headers`, `name`, `signal`, `clock`.
+ * @returns `handler`'s result, or `undefined` when the request was answered (400, 503, 504) or its client went away.
+ * @throws `TypeError`/`RangeError` synchronously for bad arguments; the returned promise rejects with any error `handler` throws that is not listed above.
+ * @category HTTP
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * import { safeSleep } from 'loopsafe';
+ * import { withRequestScope } from 'loopsafe/http';
+ *
+ * const server = createServer((req, res) => {
+ *   withRequestScope(
+ *     req,
+ *     res,
+ *     async (scope) => {
+ *       await safeSleep(10); // stops at the request's deadline
+ *       res.end(`${scope.name}: ${Math.round(scope.remaining())} ms left\n`);
+ *     },
+ *     { defaultTimeoutMs: 5_000, maxTimeoutMs: 30_000 },
+ *   ).catch((error: unknown) => {
+ *     res.statusCode = 500;
+ *     res.end(String(error));
+ *   });
+ * });
+ * server.listen(0, '127.0.0.1', async () => {
+ *   const { port } = server.address() as { port: number };
+ *   const reply = await fetch(`http://127.0.0.1:${port}/hello`, { headers: { 'x-request-timeout': '2000' } });
+ *   console.log(await reply.text()); // GET /hello: 1990 ms left (about)
+ *   server.close();
+ * });
+ * ```
+ */
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null;
+}
+
+export function withRequestScope<T>(
+  req: IncomingMessage,
+  res: ServerResponse,
+  handler: (scope: Scope) => T | PromiseLike<T>,
+  options?: RequestScopeOptions,
+): Promise<Awaited<T> | undefined> {
+  const given: unknown[] = [req, res];
+  if (!isObject(given[0]) || typeof (req as Partial<IncomingMessage>).headers !== 'object') {
+    throw new TypeError(`Expected \`req\` to be an http.IncomingMessage, got ${describe(req)}`);
+  }
+  if (!isObject(given[1]) || typeof (res as Partial<ServerResponse>).writeHead !== 'function') {
+    throw new TypeError(`Expected \`res\` to be an http.ServerResponse, got ${describe(res)}`);
+  }
+  assertFunction('handler', handler);
+  const config = readRequestScopeOptions('withRequestScope', options);
+  if (RequestLife.refused(res)) {
+    sendAnswer(res, SHUTDOWN_ANSWER);
+    return Promise.resolve(undefined);
+  }
+  let budget: number;
+  try {
+    budget = requestBudget(config, req.headers);
+  } catch (error) {
+    if (!(error instanceof DeadlineHeaderError)) throw error;
+    sendAnswer(res, badHeaderAnswer(error));
+    return Promise.resolve(undefined);
+  }
+  const name = requestScopeName(config, req.method, req.url);
+  const life = new RequestLife(res);
+  watchClient(res, () => {
+    life.cancel(new ClientClosedError());
+  });
+  return withTimeout(
+    budget,
+    (scope) => {
+      life.bind(scope);
+      return handler(scope);
+    },
+    { name, signal: config.signal, clock: config.clock },
+  ).then(
+    (value) => {
+      life.end();
+      return value;
+    },
+    (error: unknown) => {
+      life.end();
+      const answer = answerFor(error, name);
+      if (answer === undefined) throw error;
+      if (answer !== null) sendAnswer(res, answer);
+      return undefined;
+    },
+  );
+}
