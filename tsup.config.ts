@@ -50,6 +50,28 @@ async function wrapEsmAroundCjs(): Promise<void> {
   if (!check.includes('withTimeout')) throw new Error('ESM wrapper is missing exports');
 }
 
+/**
+ * One engine per process, shared by every entry point: the subpath entries
+ * (`loopsafe/http` and the framework adapters) reach the core through the
+ * public barrel only (`import … from '../index.js'`), which is left as an
+ * import of the package's own built `index` — never bundled again — so a
+ * scope opened by `withTimeout` is the ambient scope `scopedFetch` sees, and
+ * a `TimeoutError` is one class. Stateless helpers (argument checks) may be
+ * bundled into each entry.
+ */
+const coreFromIndex: Plugin = {
+  name: 'loopsafe-core-from-index',
+  setup(builder) {
+    // tsup builds its CommonJS output as ESM and converts it: the output extension tells them apart.
+    const extension = builder.initialOptions.outExtension?.['.js'] ?? '.js';
+    const index = resolve('src/index.ts');
+    builder.onResolve({ filter: /(^|\/)index\.js$/ }, (args) => {
+      if (resolve(args.resolveDir, args.path.replace(/\.js$/, '.ts')) !== index) return undefined;
+      return { path: `./index${extension}`, external: true };
+    });
+  },
+};
+
 /** Resolves the engine's `./platform.js` to the browser implementation. */
 const browserPlatform: Plugin = {
   name: 'loopsafe-browser-platform',
@@ -92,8 +114,8 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   platform: 'node',
-  // One engine per process: every entry point requires the same shared chunk (one AsyncLocalStorage).
-  splitting: true,
+  splitting: false,
+  esbuildPlugins: [coreFromIndex],
   external: ['fastify', 'hono', 'express'],
   treeshake: true,
   onSuccess: async () => {

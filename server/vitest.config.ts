@@ -8,5 +8,13 @@ export default defineConfig({
     hookTimeout: 10_000,
     teardownTimeout: 5_000,
     pool: 'forks',
+    server: {
+      deps: {
+        // loopsafe comes from the workspace (a symlink out of node_modules): load its built files as
+        // Node does for a user, not through Vite's module runner, which would run a second copy of the
+        // engine for the subpath exports that require it.
+        external: [/\/dist\/[^/]+\.c?js$/],
+      },
+    },
   },
 });

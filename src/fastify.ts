@@ -6,8 +6,8 @@
  */
 import { AsyncResource } from 'node:async_hooks';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import { isTimeoutError } from './errors.js';
-import { withTimeout, type Scope } from './scope.js';
+import { isTimeoutError } from './index.js';
+import { withTimeout, type Scope } from './index.js';
 import { DeadlineHeaderError } from './http/headers.js';
 import {
   answerFor,

@@ -8,8 +8,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MiddlewareHandler } from 'hono';
-import { isTimeoutError } from './errors.js';
-import { withTimeout, type Scope } from './scope.js';
+import { isTimeoutError } from './index.js';
+import { withTimeout, type Scope } from './index.js';
 import { DeadlineHeaderError } from './http/headers.js';
 import {
   answerFor,

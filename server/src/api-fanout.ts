@@ -52,13 +52,8 @@ export async function fanout(ctx: AppContext, query: Query): Promise<Reply> {
   const settled = await safeGatherSettled(
     faults.map((fault, i) => async (signal: AbortSignal) => {
       const t0 = performance.now();
-      // The task's own scope is ambient here: its remaining time is the budget left for this call.
-      const budget = currentScope()?.remaining();
-      await getUpstreamJson(
-        itemUrl(ctx, String(i), fault),
-        { signal, budgetMs: budget, agent: ctx.agent },
-        ctx.callStats,
-      );
+      // The task's own scope is ambient here: the call sends the budget left for it.
+      await getUpstreamJson(itemUrl(ctx, String(i), fault), { signal, agent: ctx.agent }, ctx.callStats);
       elapsed[i] = Math.round(performance.now() - t0);
     }),
     { timeout: Math.max(0, budgetMs - reserveMs(budgetMs)), name: 'fanout' },

@@ -6,7 +6,8 @@
  * gets a bounded share of extra load.
  */
 import { currentScope, isAbortError, isTimeoutError, parseRetryAfter, retry } from 'loopsafe';
-import { ClientGone, ShuttingDown, itemUrl, type AppContext } from './context.js';
+import { ClientClosedError, ShutdownError } from 'loopsafe/http';
+import { itemUrl, type AppContext } from './context.js';
 import type { Reply } from './http-app.js';
 import { getUpstreamJson, UpstreamError } from './upstream.js';
 import type { Query } from './validate.js';
@@ -56,7 +57,7 @@ export async function resilient(ctx: AppContext, query: Query): Promise<Reply> {
         attempts = attempt;
         const faulted = attempt <= failures || Math.random() < faultRate;
         const url = itemUrl(ctx, `flaky-${attempt}`, faulted ? fault : 'none', `retryAfter=${retryAfter}`);
-        return getUpstreamJson(url, { signal, budgetMs: currentScope()?.remaining(), agent: ctx.agent }, ctx.callStats);
+        return getUpstreamJson(url, { signal, agent: ctx.agent }, ctx.callStats);
       },
       {
         name: 'flaky-upstream',
@@ -80,7 +81,11 @@ export async function resilient(ctx: AppContext, query: Query): Promise<Reply> {
     );
     return { status: 200, body: { value, ...report() } };
   } catch (error) {
-    if (error instanceof ClientGone || error instanceof ShuttingDown || (isAbortError(error) && !isTimeoutError(error)))
+    if (
+      error instanceof ClientClosedError ||
+      error instanceof ShutdownError ||
+      (isAbortError(error) && !isTimeoutError(error))
+    )
       throw error;
     if (isTimeoutError(error)) {
       return { status: 504, body: { error: 'deadline_exceeded', message: messageOf(error), ...report() } };

@@ -9,10 +9,9 @@ import type { Logger } from './log.js';
 import type { Shedder } from './shedding.js';
 import type { CallStats, Fault, Upstream } from './upstream.js';
 
-/** A request being handled: aborting `controller` cancels its scope and all its upstream work. */
+/** A request being handled, inside its request scope (`withRequestScope` from loopsafe/http). */
 export interface InFlightRequest {
   readonly route: string;
-  readonly controller: AbortController;
 }
 
 export interface WsStats {
@@ -42,21 +41,6 @@ export interface AppContext {
   readonly ws: WsStats;
   readonly startedAt: number;
   draining: boolean;
-}
-
-/** Why a request's or job's scope was cancelled from outside. */
-export class ClientGone extends Error {
-  override name = 'ClientGone';
-  constructor() {
-    super('the client closed the connection');
-  }
-}
-
-export class ShuttingDown extends Error {
-  override name = 'ShuttingDown';
-  constructor() {
-    super('the server is shutting down');
-  }
 }
 
 /** The URL of one upstream item with its fault. */

@@ -1,15 +1,19 @@
 /**
  * The HTTP request lifecycle: limits, health, shedding, routing, the request
- * scope (deadline from `x-request-timeout`, cancelled when the client
- * disconnects or the server shuts down) and the mapping of errors to statuses.
+ * scope and the mapping of errors to statuses. The request scope is
+ * loopsafe/http's `withRequestScope`: its deadline comes from
+ * `x-request-timeout` (clamped, else the default), it is cancelled when the
+ * client disconnects or the drain of `gracefulShutdown` ends, and it answers
+ * 400 for a bad header, 504 for an escaped TimeoutError and 503 for a
+ * request the shutdown cancels.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isTimeoutError, TimeoutError, withTimeout } from 'loopsafe';
+import { withRequestScope } from 'loopsafe/http';
 import { fanout, FANOUT_PARAMS, naiveFanout } from './api-fanout.js';
 import { resilient, RESILIENT_PARAMS } from './api-resilient.js';
-import { ClientGone, ShuttingDown, type AppContext, type InFlightRequest } from './context.js';
+import type { AppContext, InFlightRequest } from './context.js';
 import { health } from './health.js';
-import { BadRequest, parseRequestTimeout, Query } from './validate.js';
+import { BadRequest, Query } from './validate.js';
 
 export interface Reply {
   status: number;
@@ -140,67 +144,52 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
     send(res, error(405, 'method_not_allowed', 'use GET', { allow: 'GET' }));
     return;
   }
-  let budgetMs: number;
   let query: Query;
   try {
-    budgetMs = parseRequestTimeout(
-      req.headers['x-request-timeout'],
-      ctx.config.requestTimeoutMs,
-      ctx.config.maxRequestTimeoutMs,
-    );
     query = new Query(url.searchParams, target.params);
   } catch (e) {
     send(res, error(400, 'bad_request', e instanceof Error ? e.message : String(e)));
     return;
   }
-  const entry: InFlightRequest = { route, controller: new AbortController() };
-  ctx.inFlight.add(entry);
-  // The client went away before we answered: cancel the request scope and all its upstream work.
-  res.on('close', () => {
-    ctx.inFlight.delete(entry);
-    if (!res.writableFinished) entry.controller.abort(new ClientGone());
+  if (target.unscoped === true) {
+    Promise.resolve()
+      .then(() => target.handler(ctx, query))
+      .then(
+        (reply) => {
+          send(res, reply);
+        },
+        (e: unknown) => {
+          answerError(ctx, res, route, e);
+        },
+      );
+    return;
+  }
+  const entry: InFlightRequest = { route };
+  withRequestScope(
+    req,
+    res,
+    async () => {
+      ctx.inFlight.add(entry);
+      try {
+        send(res, await target.handler(ctx, query));
+      } finally {
+        ctx.inFlight.delete(entry);
+      }
+    },
+    {
+      // x-request-timeout, grpc-timeout and x-envoy-expected-rq-timeout-ms: the smallest wins.
+      defaultTimeoutMs: ctx.config.requestTimeoutMs,
+      maxTimeoutMs: ctx.config.maxRequestTimeoutMs,
+      name: `GET ${route}`,
+    },
+  ).catch((e: unknown) => {
+    answerError(ctx, res, route, e);
   });
-  const work =
-    target.unscoped === true
-      ? Promise.resolve().then(() => target.handler(ctx, query))
-      : withTimeout(budgetMs, () => target.handler(ctx, query), {
-          name: `GET ${route}`,
-          signal: entry.controller.signal,
-        });
-  work.then(
-    (reply) => {
-      send(res, reply);
-    },
-    (e: unknown) => {
-      answerError(ctx, res, route, e);
-    },
-  );
 }
 
 function answerError(ctx: AppContext, res: ServerResponse, route: string, e: unknown): void {
-  if (e instanceof ClientGone) {
-    ctx.logger.info('request_cancelled', { path: route, reason: 'client disconnected' });
-    return;
-  }
-  if (e instanceof ShuttingDown) {
-    send(
-      res,
-      error(503, 'shutting_down', 'the server shut down before the request finished', { 'retry-after': '1' }),
-      true,
-    );
-    return;
-  }
   if (e instanceof BadRequest) {
     send(res, error(400, 'bad_request', e.message));
-    return;
-  }
-  if (isTimeoutError(e)) {
-    const scope = e instanceof TimeoutError ? e.scopeName : undefined;
-    ctx.logger.warn('deadline_exceeded', { path: route, scope, message: e instanceof Error ? e.message : String(e) });
-    send(
-      res,
-      error(504, 'deadline_exceeded', `the request deadline passed${scope === undefined ? '' : ` (scope ${scope})`}`),
-    );
     return;
   }
   ctx.logger.error('request_failed', { path: route, error: e });

@@ -20,6 +20,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { deadlineHeaders } from 'loopsafe/http';
 
 export const FAULTS = ['none', 'hang', 'slow', 'fail', 'reset', 'retry-after'] as const;
 export type Fault = (typeof FAULTS)[number];
@@ -163,8 +164,6 @@ export interface UpstreamResponse {
 
 export interface CallOptions {
   signal?: AbortSignal | undefined;
-  /** Sent as `x-request-timeout`: the caller's remaining budget. */
-  budgetMs?: number | undefined;
   agent?: Agent | undefined;
 }
 
@@ -182,7 +181,7 @@ export interface CallStats {
  * request's socket and rejects with the signal's reason (`===`).
  *
  * @param url - The upstream URL.
- * @param options - `signal`, `budgetMs` (sent as `x-request-timeout`), `agent`.
+ * @param options - `signal`, `agent`. The ambient scope's remaining budget is sent in `x-request-timeout`.
  * @param stats - Counters to update.
  * @returns The status, headers and parsed body (any status).
  * @throws the signal's reason; a network error (`ECONNRESET`…); a body too large or not JSON.
@@ -209,10 +208,8 @@ export function callUpstream(url: string, options: CallOptions = {}, stats?: Cal
       req.destroy();
       finish(signal?.reason);
     };
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (options.budgetMs !== undefined && Number.isFinite(options.budgetMs)) {
-      headers['x-request-timeout'] = String(Math.max(1, Math.floor(options.budgetMs)));
-    }
+    // The ambient scope's remaining budget (the gather task's, the retry attempt's), as loopsafe/http writes it.
+    const headers: Record<string, string> = { accept: 'application/json', ...deadlineHeaders() };
     const req = get(url, { headers, agent: options.agent }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;

@@ -14,27 +14,6 @@ const show = (value: unknown): string => {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 };
 
-/**
- * Reads the request budget from `x-request-timeout` (integer milliseconds).
- *
- * @param header - The header value(s); absent means `fallbackMs`.
- * @param fallbackMs - The server default.
- * @param maxMs - Larger budgets are clamped to this.
- * @returns The budget in ms.
- * @throws {@link BadRequest} unless the header is one integer from 1 to 10^9.
- */
-export function parseRequestTimeout(header: string | string[] | undefined, fallbackMs: number, maxMs: number): number {
-  if (header === undefined) return fallbackMs;
-  if (Array.isArray(header)) throw new BadRequest('x-request-timeout must be sent once');
-  const text = header.trim();
-  if (!/^\d{1,10}$/.test(text) || Number(text) < 1 || Number(text) > 1e9) {
-    throw new BadRequest(
-      `x-request-timeout must be an integer number of milliseconds from 1 to 1000000000, got ${show(header)}`,
-    );
-  }
-  return Math.min(Number(text), maxMs);
-}
-
 /** Reads query parameters, rejecting unknown and repeated ones. */
 export class Query {
   readonly #params: URLSearchParams;

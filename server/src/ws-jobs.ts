@@ -21,7 +21,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isTimeoutError, safeSleep, safeWaitFor, withTimeout, type Scope } from 'loopsafe';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { ClientGone, ShuttingDown, itemUrl, type AppContext } from './context.js';
+import { ClientClosedError, ShutdownError } from 'loopsafe/http';
+import { itemUrl, type AppContext } from './context.js';
 import { getUpstreamJson, type Fault } from './upstream.js';
 import { BadRequest, readFault, readInt } from './validate.js';
 
@@ -76,7 +77,7 @@ class Connection {
       this.ctx.ws.backpressureWaits++;
       await safeWaitFor(this.#lastWrite); // bounded by the ambient job scope
     }
-    if (this.ws.readyState !== WebSocket.OPEN) throw new ClientGone();
+    if (this.ws.readyState !== WebSocket.OPEN) throw new ClientClosedError();
     this.write(event);
   }
 
@@ -164,14 +165,14 @@ class Connection {
         },
         (e: unknown) => {
           const reason =
-            e instanceof ShuttingDown
+            e instanceof ShutdownError
               ? 'shutdown'
               : e instanceof JobCancelled
                 ? 'cancelled'
                 : isTimeoutError(e)
                   ? 'deadline'
                   : 'error';
-          if (e instanceof ClientGone) this.ctx.ws.jobsCancelled++;
+          if (e instanceof ClientClosedError) this.ctx.ws.jobsCancelled++;
           else {
             this.ctx.ws.jobsFailed++;
             this.write({
@@ -242,7 +243,7 @@ async function runJob(conn: Connection, spec: JobSpec): Promise<void> {
         try {
           const result = await getUpstreamJson(
             itemUrl(ctx, `${spec.id}-${step}`, spec.fault),
-            { signal: scope.signal, budgetMs: scope.remaining(), agent: ctx.agent },
+            { signal: scope.signal, agent: ctx.agent },
             ctx.callStats,
           );
           await emit('tool_completed', { step, ok: true, result });
@@ -301,7 +302,7 @@ export function createWsEndpoint(ctx: AppContext): WsEndpoint {
     ws.on('close', (code) => {
       connections.delete(conn);
       ctx.ws.connections--;
-      conn.controller.abort(new ClientGone());
+      conn.controller.abort(new ClientClosedError());
       ctx.logger.info('ws_closed', { code });
     });
     conn.heartbeat().catch((e: unknown) => {
@@ -333,7 +334,7 @@ export function createWsEndpoint(ctx: AppContext): WsEndpoint {
     async closeAll() {
       const closing: Promise<unknown>[] = [];
       for (const conn of connections) {
-        for (const scope of conn.jobs.values()) scope?.cancel(new ShuttingDown());
+        for (const scope of conn.jobs.values()) scope?.cancel(new ShutdownError());
         closing.push(once(conn.ws, 'close'));
       }
       // Let the agent_failed notices be queued before the close frame.

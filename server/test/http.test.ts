@@ -95,6 +95,26 @@ describe('GET /api/fanout', () => {
     expect(large.body['budgetMs']).toBeGreaterThan(19_900);
   });
 
+  it('takes the budget from grpc-timeout and the Envoy header too, the smallest winning', async () => {
+    const grpc = await getJson(`${server.url}/api/fanout?n=1`, { 'grpc-timeout': '700m' });
+    expect(grpc.body['budgetMs']).toBeLessThanOrEqual(700);
+    expect(grpc.body['budgetMs']).toBeGreaterThan(600);
+    const both = await getJson(`${server.url}/api/fanout?n=1`, {
+      'x-request-timeout': '5000',
+      'x-envoy-expected-rq-timeout-ms': '900',
+    });
+    expect(both.body['budgetMs']).toBeLessThanOrEqual(900);
+    expect(both.body['budgetMs']).toBeGreaterThan(800);
+  });
+
+  it('answers 504 at once for a budget already spent', async () => {
+    const { status, body, ms } = await getJson(`${server.url}/api/fanout?n=1`, { 'x-request-timeout': '0' });
+    expect(status).toBe(504);
+    expect(body).toEqual({ error: 'deadline_exceeded', scope: 'GET /api/fanout' });
+    expect(ms).toBeLessThan(100);
+    expect(upstreamStats().inFlight).toBe(0);
+  });
+
   it('cancels the request scope and every upstream call when the client disconnects', async () => {
     const before = { ...upstreamStats() };
     const cancelledBefore = server.ctx.callStats.cancelled;
@@ -185,9 +205,9 @@ describe('bad input', () => {
       '/api/fanout',
       { 'x-request-timeout': 'soon' },
       400,
-      /x-request-timeout must be an integer number of milliseconds/,
+      /The x-request-timeout header must be a whole number of milliseconds/,
     ],
-    ['/api/fanout', { 'x-request-timeout': '0' }, 400, /x-request-timeout/],
+    ['/api/fanout', { 'x-request-timeout': '-1' }, 400, /x-request-timeout/],
     ['/api/fanout', { 'x-request-timeout': '1.5' }, 400, /x-request-timeout/],
     ['/api/resilient?maxAttempts=99', {}, 400, /maxAttempts must be an integer from 1 to 10/],
     ['/api/nothing', {}, 404, /no route/],

@@ -76,7 +76,11 @@ describe('graceful shutdown (child process, SIGTERM)', () => {
 
     expect(await exited).toBe(0);
     expect(performance.now() - signalledAt).toBeLessThan(800 + 2_000);
-    expect(logs.find((l) => l['event'] === 'drained')).toMatchObject({ drained: false, cancelledRequests: 1 });
+    expect(logs.find((l) => l['event'] === 'drained')).toMatchObject({
+      drained: 1,
+      cancelledRequests: 1,
+      wsDrained: false,
+    });
   });
 
   it('exits 0 at once on SIGINT when idle', async () => {

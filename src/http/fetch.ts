@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { currentScope, timeoutContext, type Scope } from '../scope.js';
+import { currentScope, timeoutContext, type Scope } from '../index.js';
 import { formatBudget } from './headers.js';
 
 const BUDGET_HEADER = 'x-request-timeout';

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { currentScope, type Scope } from '../scope.js';
+import { currentScope, type Scope } from '../index.js';
 import { assertDuration, assertOptions, describe } from '../internal/validate.js';
 
 /**

@@ -7,9 +7,9 @@
  * @module
  */
 import type { Server, ServerResponse } from 'node:http';
-import type { Clock } from '../clock.js';
-import { isTimeoutError, TimeoutError } from '../errors.js';
-import type { Scope } from '../scope.js';
+import type { Clock } from '../index.js';
+import { isTimeoutError, TimeoutError } from '../index.js';
+import type { Scope } from '../index.js';
 import { assertClock, assertDuration, assertOptionalString, assertSignal, describe } from '../internal/validate.js';
 import { deadlineFrom, readDeadlineOptions, type DeadlineHeader, type HeaderSource } from './headers.js';
 

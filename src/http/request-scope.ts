@@ -4,7 +4,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { withTimeout, type Scope } from '../scope.js';
+import { withTimeout, type Scope } from '../index.js';
 import { assertFunction, describe } from '../internal/validate.js';
 import { DeadlineHeaderError } from './headers.js';
 import {

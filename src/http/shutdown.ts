@@ -4,8 +4,8 @@
  * @module
  */
 import type { Server } from 'node:http';
-import type { Clock } from '../clock.js';
-import { safeWaitFor } from '../wait-for.js';
+import type { Clock } from '../index.js';
+import { safeWaitFor } from '../index.js';
 import { assertClock, assertDuration, assertOptions, assertSignal, describe } from '../internal/validate.js';
 import { requestsOf, ShutdownError } from './request-life.js';
 
