@@ -45,6 +45,7 @@ const benches = [
   { name: 'gather', file: 'gather.bench.ts', label: 'gather' },
   { name: 'memory', file: 'memory.bench.ts', label: 'memory' },
   { name: 'als', file: 'als.bench.ts', label: 'ambient propagation' },
+  { name: 'http', file: 'http.bench.ts', label: 'HTTP' },
 ] as const;
 
 /** A runtime the suite runs on: `key` names its results directory. */

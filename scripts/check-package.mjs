@@ -90,6 +90,12 @@ try {
     'dist/index.d.cts',
     'dist/testing.js',
     'dist/testing.cjs',
+    ...['http', 'fastify', 'express', 'hono'].flatMap((name) => [
+      `dist/${name}.js`,
+      `dist/${name}.cjs`,
+      `dist/${name}.d.ts`,
+      `dist/${name}.d.cts`,
+    ]),
     'dist/browser.js',
     'LICENSE',
     'README.md',
@@ -137,6 +143,30 @@ try {
      if (seen !== 'shared' || cjs.TimeoutError !== TimeoutError) throw new Error('ESM and CJS loaded two engines');
      console.log('ESM and CJS share one engine');`,
   );
+  // The subpath entries share that engine too: a scope opened through 'loopsafe' is the one
+  // 'loopsafe/http' sees, from ESM and from CJS, and an HTTP error is one class whichever loaded it.
+  writeFileSync(
+    join(app, 'subpaths.mjs'),
+    `import { createRequire } from 'node:module';
+     import { withTimeout } from 'loopsafe';
+     import { deadlineHeaders, DeadlineHeaderError } from 'loopsafe/http';
+     import loopsafeFastify from 'loopsafe/fastify';
+     import { deadline as expressDeadline } from 'loopsafe/express';
+     import { deadline as honoDeadline } from 'loopsafe/hono';
+     const require = createRequire(import.meta.url);
+     const cjsHttp = require('loopsafe/http');
+     const seen = await withTimeout(5000, () => [deadlineHeaders(), cjsHttp.deadlineHeaders()]);
+     for (const headers of seen) {
+       if (!(Number(headers['x-request-timeout']) > 4000)) throw new Error('loopsafe/http did not see the scope: ' + JSON.stringify(seen));
+     }
+     if (cjsHttp.DeadlineHeaderError !== DeadlineHeaderError) throw new Error('ESM and CJS loopsafe/http differ');
+     if (typeof loopsafeFastify !== 'function' || require('loopsafe/fastify').default !== loopsafeFastify)
+       throw new Error('loopsafe/fastify has no default export that is the plugin');
+     for (const make of [expressDeadline, honoDeadline, require('loopsafe/express').deadline, require('loopsafe/hono').deadline]) {
+       if (typeof make() !== 'function') throw new Error('an adapter did not make a middleware');
+     }
+     console.log('loopsafe/http and the adapters share the engine, from ESM and CJS');`,
+  );
   // Every exported class prints with its own name in each build (a bundler renames a class whose
   // body names itself: `_TimeoutError`), and no internal field shows when an error is inspected.
   writeFileSync(
@@ -171,6 +201,7 @@ try {
   process.stdout.write(run(process.execPath, ['names.mjs'], { cwd: app }));
   checkPublishedTypes(join(app, 'node_modules', 'loopsafe', 'dist'));
   process.stdout.write(run(process.execPath, ['dual.mjs'], { cwd: app }));
+  process.stdout.write(run(process.execPath, ['subpaths.mjs'], { cwd: app }));
   process.stdout.write(run(process.execPath, ['esm.mjs'], { cwd: app }));
   process.stdout.write(run(process.execPath, ['cjs.cjs'], { cwd: app }));
 

@@ -7,21 +7,18 @@
  */
 import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isTimeoutError } from './index.js';
-import { withTimeout, type Scope } from './index.js';
+import { isTimeoutError, type Scope } from './index.js';
 import { DeadlineHeaderError } from './http/headers.js';
 import {
-  answerFor,
   badHeaderAnswer,
-  ClientClosedError,
   deadlineAnswer,
   readRequestScopeOptions,
   requestBudget,
   RequestLife,
   requestScopeName,
+  runForResponse,
   sendAnswer,
   SHUTDOWN_ANSWER,
-  watchClient,
   type RequestScopeOptions,
 } from './http/request-life.js';
 
@@ -39,11 +36,23 @@ declare global {
 }
 
 /**
- * An Express request as the middleware sees it.
+ * What the middleware reads and sets on an Express request, beside `node:http`'s own.
  *
  * @category HTTP
  */
-export type DeadlineRequest = IncomingMessage & { scope?: Scope | undefined; originalUrl?: string };
+export interface DeadlineRequestFields {
+  /** The request's deadline scope, set by {@link deadline}. */
+  scope?: Scope | undefined;
+  /** The URL as it arrived (Express's own), before any router rewrote `url`. */
+  originalUrl?: string;
+}
+
+/**
+ * An Express request as the middleware sees it: a `node:http` request with {@link DeadlineRequestFields}.
+ *
+ * @category HTTP
+ */
+export type DeadlineRequest = IncomingMessage & DeadlineRequestFields;
 
 /**
  * Express middleware `(req, res, next)`.
@@ -128,38 +137,25 @@ export function deadline(options?: RequestScopeOptions): DeadlineMiddleware {
     }
     let budget: number;
     try {
-      budget = requestBudget(config, req.headers);
+      budget = requestBudget(config, req.headers, true);
     } catch (error) {
       if (!(error instanceof DeadlineHeaderError)) throw error;
       sendAnswer(res, badHeaderAnswer(error));
       return;
     }
     const name = requestScopeName(config, req.method, req.originalUrl ?? req.url);
-    const life = new RequestLife(res);
-    watchClient(res, () => {
-      life.cancel(new ClientClosedError());
-    });
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    withTimeout(
+    runForResponse(
+      res,
+      config,
       budget,
+      name,
       (scope) => {
-        life.bind(scope);
         req.scope = scope;
         if (hasBody) emitInScope(req);
-        // The scope lasts as long as the response: the rest of the stack runs from here.
-        return new Promise<void>((resolve) => {
-          res.once('close', resolve);
-          next();
-        });
+        next();
       },
-      { name, signal: config.signal, clock: config.clock },
-    ).then(
-      () => {
-        life.end();
-      },
-      (error: unknown) => {
-        life.end();
-        const answer = answerFor(error, name);
+      (error, answer) => {
         // The outside signal's own reason goes to Express's error handling.
         if (answer === undefined) next(error);
         else if (answer !== null) sendAnswer(res, answer);

@@ -6,20 +6,17 @@
  */
 import { AsyncResource } from 'node:async_hooks';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import { isTimeoutError } from './index.js';
-import { withTimeout, type Scope } from './index.js';
+import { isTimeoutError, type Scope } from './index.js';
 import { DeadlineHeaderError } from './http/headers.js';
 import {
-  answerFor,
   badHeaderAnswer,
-  ClientClosedError,
   deadlineAnswer,
   readRequestScopeOptions,
   requestBudget,
   RequestLife,
   requestScopeName,
+  runForResponse,
   SHUTDOWN_ANSWER,
-  watchClient,
   type RequestScopeConfig,
   type RequestScopeOptions,
   type ScopeAnswer,
@@ -88,45 +85,32 @@ const plugin: FastifyPluginCallback<RequestScopeOptions> = (app, options, done) 
     }
     let budget: number;
     try {
-      budget = requestBudget(config, request.headers);
+      budget = requestBudget(config, request.headers, true);
     } catch (error) {
       if (!(error instanceof DeadlineHeaderError)) throw error;
       send(reply, badHeaderAnswer(error));
       return;
     }
     const name = config.name ?? requestScopeName(config, request.method, request.routeOptions.url ?? request.url);
-    const life = new RequestLife(res);
-    watchClient(res, () => {
-      life.cancel(new ClientClosedError());
-    });
-    const hasBody =
-      request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined;
-    withTimeout(
+    const headers = request.headers;
+    const hasBody = headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
+    runForResponse(
+      res,
+      config,
       budget,
+      name,
       (scope) => {
-        life.bind(scope);
         request.scope = scope;
         // The body is read in the socket's async context: the handler is put back into this one.
         if (hasBody)
           (request as WithEnter)[kEnter] = AsyncResource.bind((fn: () => void) => {
             fn();
           });
-        // The scope lasts as long as the response: its work runs in Fastify's lifecycle, started here.
-        return new Promise<void>((resolve) => {
-          res.once('close', resolve);
-          next();
-        });
+        next();
       },
-      { name, signal: config.signal, clock: config.clock },
-    ).then(
-      () => {
-        life.end();
-      },
-      (error: unknown) => {
-        life.end();
-        const answer = answerFor(error, name);
+      (error, answer) => {
+        // The outside signal's own reason: Fastify's error handler answers it.
         if (answer === undefined) {
-          // The outside signal's own reason: Fastify's error handler answers it.
           if (!reply.sent) void reply.send(error);
         } else if (answer !== null) send(reply, answer);
       },

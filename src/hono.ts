@@ -8,8 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MiddlewareHandler } from 'hono';
-import { isTimeoutError } from './index.js';
-import { withTimeout, type Scope } from './index.js';
+import { isTimeoutError, withTimeout, type Scope } from './index.js';
 import { DeadlineHeaderError } from './http/headers.js';
 import {
   answerFor,
@@ -20,6 +19,7 @@ import {
   requestBudget,
   RequestLife,
   requestScopeName,
+  scopeOptions,
   SHUTDOWN_ANSWER,
   watchClient,
   type RequestScopeOptions,
@@ -36,6 +36,16 @@ export type { RequestScopeOptions } from './http/request-life.js';
 export interface DeadlineVariables {
   /** The request's deadline scope. */
   scope: Scope;
+}
+
+/**
+ * The Hono environment the middleware declares: its context variables.
+ *
+ * @category HTTP
+ */
+export interface DeadlineEnv {
+  /** `c.get('scope')`: the request's deadline scope. */
+  Variables: DeadlineVariables;
 }
 
 /** What `@hono/node-server` puts in `c.env`. */
@@ -88,7 +98,7 @@ function toResponse(answer: ScopeAnswer): Response {
  * console.log(reply.status, await reply.json()); // 504 { error: 'deadline_exceeded', scope: 'GET /slow' }
  * ```
  */
-export function deadline(options?: RequestScopeOptions): MiddlewareHandler<{ Variables: DeadlineVariables }> {
+export function deadline(options?: RequestScopeOptions): MiddlewareHandler<DeadlineEnv> {
   const config = readRequestScopeOptions('deadline', options);
   return async (c, next) => {
     const env = (c.env ?? {}) as NodeBindings;
@@ -124,7 +134,7 @@ export function deadline(options?: RequestScopeOptions): MiddlewareHandler<{ Var
           rest = next();
           return rest;
         },
-        { name, signal: config.signal, clock: config.clock },
+        scopeOptions(config, name),
       );
     } catch (error) {
       answer = answerFor(error, name);

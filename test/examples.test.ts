@@ -33,12 +33,12 @@ const logged = new Map<number, string[]>();
  */
 function localise(code: string): string {
   const index = pathToFileURL(join(root, 'src', 'index.ts')).href;
-  const testing = pathToFileURL(join(root, 'src', 'testing.ts')).href;
   const instrumented = code
     .split('\n')
     .map((text, i) => text.replaceAll('console.log(', `__docLog(${String(i + 1)}, `))
     .join('\n')
-    .replaceAll("from 'loopsafe/testing'", `from '${testing}'`)
+    // Every subpath (`loopsafe/testing`, `loopsafe/http`, the adapters) is its own file in src/.
+    .replace(/from 'loopsafe\/([a-z-]+)'/g, (_, name: string) => `from '${pathToFileURL(join(root, 'src', `${name}.ts`)).href}'`)
     .replaceAll("from 'loopsafe'", `from '${index}'`);
   const source = `${instrumented}\nexport {};\n`;
   if (!/^\s*@\w/m.test(code)) return source;

@@ -265,7 +265,7 @@ export function emit(report: BenchReport, titles: Record<string, string> = {}): 
  * which the published build never pays, and which peers loaded from
  * `node_modules` never pay either.
  */
-async function compileBench(file: string): Promise<string> {
+export async function compileBench(file: string): Promise<string> {
   const { build } = await import('esbuild');
   const root = resolvePath(dirname(file), '..');
   const out = join(root, 'node_modules', '.cache', 'loopsafe-bench', `${basename(file, '.ts')}.mjs`);

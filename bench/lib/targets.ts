@@ -67,6 +67,18 @@ export const targets = {
     0,
     '',
   ),
+  httpScopedFetch: spec(
+    'http.scopedFetch',
+    'http',
+    '`scopedFetch` in a request scope vs `fetch` + `AbortSignal.timeout`, local upstream',
+    1.05,
+  ),
+  httpFastify: spec(
+    'http.fastify',
+    'http',
+    'Fastify route with the loopsafe plugin vs without, time per request under autocannon (≥ 0.95× the requests/s)',
+    1.053,
+  ),
   memoryListeners: spec(
     'memory.listeners',
     'memory',

@@ -36,17 +36,25 @@ const BUDGET_HEADER = 'x-request-timeout';
  * import { createServer } from 'node:http';
  * import { withTimeout } from 'loopsafe';
  * import { scopedFetch } from 'loopsafe/http';
+ * import { createManualClock } from 'loopsafe/testing';
  *
  * // A downstream service that reports the budget it was given.
- * const downstream = createServer((req, res) => res.end(`budget ${req.headers['x-request-timeout']}`));
+ * const downstream = createServer((req, res) => {
+ *   res.end(`budget ${String(req.headers['x-request-timeout'])}`);
+ * });
  * await new Promise<void>((resolve) => downstream.listen(0, '127.0.0.1', resolve));
  * const { port } = downstream.address() as { port: number };
  *
- * const text = await withTimeout(800, async () => {
- *   const response = await scopedFetch(`http://127.0.0.1:${port}/`);
- *   return response.text();
- * });
- * console.log(text); // budget 799 (or 800: the time left when the request went out)
+ * const clock = createManualClock(); // its time stands still: the budget sent is exact
+ * const text = await withTimeout(
+ *   800,
+ *   async () => {
+ *     const response = await scopedFetch(`http://127.0.0.1:${port}/`);
+ *     return response.text(); // the body is read inside the scope: bounded too
+ *   },
+ *   { clock },
+ * );
+ * console.log(text); // 'budget 800'
  * downstream.close();
  * ```
  */

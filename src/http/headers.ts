@@ -113,10 +113,10 @@ function parseHeader(header: DeadlineHeader, raw: string | readonly string[]): n
 }
 
 /** Reads one header from any {@link HeaderSource}; names are matched case-insensitively. */
-function readHeader(source: HeaderSource, name: string): string | readonly string[] | undefined {
+function readHeader(source: HeaderSource, name: string, lowerCase: boolean): string | readonly string[] | undefined {
   if (source instanceof Headers) return source.get(name) ?? undefined;
   const direct = source[name];
-  if (direct !== undefined) return direct;
+  if (direct !== undefined || lowerCase) return direct;
   // Node's IncomingHttpHeaders are lower case already; a hand-made record may not be.
   for (const key in source) {
     if (key.length === name.length && key.toLowerCase() === name) return source[key];
@@ -177,15 +177,20 @@ export function readDeadlineOptions(
   return { headers, maxMs };
 }
 
-/** {@link requestDeadline} with options already validated. */
+/**
+ * {@link requestDeadline} with options already validated. `lowerCase`: the
+ * names in `source` are lower case already (Node's `req.headers`), so a name
+ * not found directly is absent.
+ */
 export function deadlineFrom(
   source: HeaderSource,
   headers: readonly DeadlineHeader[],
   maxMs: number,
+  lowerCase = false,
 ): number | undefined {
   let budget: number | undefined;
   for (const header of headers) {
-    const raw = readHeader(source, header);
+    const raw = readHeader(source, header, lowerCase);
     if (raw === undefined) continue;
     const ms = parseHeader(header, raw);
     if (budget === undefined || ms < budget) budget = ms;

@@ -7,9 +7,7 @@
  * @module
  */
 import type { Server, ServerResponse } from 'node:http';
-import type { Clock } from '../index.js';
-import { isTimeoutError, TimeoutError } from '../index.js';
-import type { Scope } from '../index.js';
+import { isTimeoutError, TimeoutError, withTimeout, type Clock, type Scope } from '../index.js';
 import { assertClock, assertDuration, assertOptionalString, assertSignal, describe } from '../internal/validate.js';
 import { deadlineFrom, readDeadlineOptions, type DeadlineHeader, type HeaderSource } from './headers.js';
 
@@ -68,6 +66,19 @@ export interface RequestScopeConfig {
   readonly clock: Clock | undefined;
 }
 
+/** The options a request scope's `withTimeout` takes: only those given, made once. */
+export function scopeOptions(
+  config: RequestScopeConfig,
+  name: string,
+): { name: string; signal?: AbortSignal; clock?: Clock } {
+  if (config.signal === undefined && config.clock === undefined) return { name };
+  return {
+    name,
+    ...(config.signal === undefined ? {} : { signal: config.signal }),
+    ...(config.clock === undefined ? {} : { clock: config.clock }),
+  };
+}
+
 /** Validates request scope options (throws at the call site, naming the option). */
 export function readRequestScopeOptions(fn: string, options: RequestScopeOptions | undefined): RequestScopeConfig {
   const given: unknown = options;
@@ -104,8 +115,8 @@ export function readRequestScopeOptions(fn: string, options: RequestScopeOptions
  *
  * @throws DeadlineHeaderError for a malformed header.
  */
-export function requestBudget(config: RequestScopeConfig, headers: HeaderSource): number {
-  return deadlineFrom(headers, config.headers, config.maxMs) ?? config.defaultMs;
+export function requestBudget(config: RequestScopeConfig, headers: HeaderSource, nodeHeaders = false): number {
+  return deadlineFrom(headers, config.headers, config.maxMs, nodeHeaders) ?? config.defaultMs;
 }
 
 /** The default scope name: method and path, never the query (it may hold secrets, and it has no bound). */
@@ -129,7 +140,7 @@ export function requestScopeName(
  * import { ClientClosedError } from 'loopsafe/http';
  *
  * const error = new ClientClosedError();
- * console.log(error.name, error.status); // ClientClosedError 499
+ * console.log(error.name, error.status); // 'ClientClosedError' 499
  * ```
  */
 export class ClientClosedError extends Error {
@@ -153,7 +164,7 @@ export class ClientClosedError extends Error {
  * import { ShutdownError } from 'loopsafe/http';
  *
  * const error = new ShutdownError();
- * console.log(error.name, error.status); // ShutdownError 503
+ * console.log(error.name, error.status); // 'ShutdownError' 503
  * ```
  */
 export class ShutdownError extends Error {
@@ -258,14 +269,18 @@ export class RequestLife {
   }
 }
 
-/** Calls `onGone` when the response's connection closes before the response finished. */
-export function watchClient(res: ServerResponse, onGone: () => void): void {
+/**
+ * One listener on the response's `close`: `onGone` when the connection closed
+ * before the response finished (the client went away), else `onDone`.
+ */
+export function watchClient(res: ServerResponse, onGone: () => void, onDone?: () => void): void {
   if (res.destroyed && !res.writableFinished) {
     onGone();
     return;
   }
   res.once('close', () => {
-    if (!res.writableFinished) onGone();
+    if (res.writableFinished) onDone?.();
+    else onGone();
   });
 }
 
@@ -329,4 +344,49 @@ export function sendAnswer(res: ServerResponse, answer: ScopeAnswer): void {
     'cache-control': 'no-store',
   });
   res.end(text);
+}
+
+/**
+ * A request scope whose owner is the response, for frameworks whose handler
+ * runs in a lifecycle started by a callback (Fastify's hooks, Express's
+ * `next`): `start(scope)` runs inside the scope, which lasts until the
+ * response has gone out. The client going away cancels it; its failure —
+ * the deadline, a cancellation — is handed to `fail` with what to answer.
+ */
+export function runForResponse(
+  res: ServerResponse,
+  config: RequestScopeConfig,
+  budget: number,
+  name: string,
+  start: (scope: Scope) => void,
+  fail: (error: unknown, answer: ScopeAnswer | null | undefined) => void,
+): void {
+  const life = new RequestLife(res);
+  let finished: (() => void) | undefined;
+  watchClient(
+    res,
+    () => {
+      life.cancel(new ClientClosedError());
+    },
+    () => finished?.(),
+  );
+  withTimeout(
+    budget,
+    (scope) => {
+      life.bind(scope);
+      return new Promise<void>((resolve) => {
+        finished = resolve;
+        start(scope);
+      });
+    },
+    scopeOptions(config, name),
+  ).then(
+    () => {
+      life.end();
+    },
+    (error: unknown) => {
+      life.end();
+      fail(error, answerFor(error, name));
+    },
+  );
 }

@@ -15,11 +15,16 @@ import {
   requestBudget,
   RequestLife,
   requestScopeName,
+  scopeOptions,
   sendAnswer,
   SHUTDOWN_ANSWER,
   watchClient,
   type RequestScopeOptions,
 } from './request-life.js';
+
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null;
+}
 
 /**
  * Runs `handler(scope)` inside a request's deadline scope, on `node:http`
@@ -66,27 +71,27 @@ import {
  *     req,
  *     res,
  *     async (scope) => {
- *       await safeSleep(10); // stops at the request's deadline
- *       res.end(`${scope.name}: ${Math.round(scope.remaining())} ms left\n`);
+ *       await safeSleep(req.url === '/slow' ? 60_000 : 0); // stops at the request's deadline
+ *       res.end(`${scope.name}, deadline in ${scope.remaining() > 1_000 ? 'seconds' : 'milliseconds'}`);
  *     },
  *     { defaultTimeoutMs: 5_000, maxTimeoutMs: 30_000 },
  *   ).catch((error: unknown) => {
- *     res.statusCode = 500;
+ *     res.statusCode = 500; // your own errors: withRequestScope answers 400, 503 and 504 itself
  *     res.end(String(error));
  *   });
  * });
- * server.listen(0, '127.0.0.1', async () => {
- *   const { port } = server.address() as { port: number };
- *   const reply = await fetch(`http://127.0.0.1:${port}/hello`, { headers: { 'x-request-timeout': '2000' } });
- *   console.log(await reply.text()); // GET /hello: 1990 ms left (about)
- *   server.close();
- * });
+ * await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+ * const { port } = server.address() as { port: number };
+ *
+ * const hello = await fetch(`http://127.0.0.1:${port}/hello`, { headers: { 'x-request-timeout': '2000' } });
+ * console.log(await hello.text()); // 'GET /hello, deadline in seconds'
+ * const slow = await fetch(`http://127.0.0.1:${port}/slow`, { headers: { 'grpc-timeout': '50m' } });
+ * console.log(slow.status, await slow.json()); // 504 { error: 'deadline_exceeded', scope: 'GET /slow' }
+ * const bad = await fetch(`http://127.0.0.1:${port}/hello`, { headers: { 'x-request-timeout': 'soon' } });
+ * console.log(bad.status); // 400
+ * server.close();
  * ```
  */
-function isObject(value: unknown): value is object {
-  return typeof value === 'object' && value !== null;
-}
-
 export function withRequestScope<T>(
   req: IncomingMessage,
   res: ServerResponse,
@@ -108,7 +113,7 @@ export function withRequestScope<T>(
   }
   let budget: number;
   try {
-    budget = requestBudget(config, req.headers);
+    budget = requestBudget(config, req.headers, true);
   } catch (error) {
     if (!(error instanceof DeadlineHeaderError)) throw error;
     sendAnswer(res, badHeaderAnswer(error));
@@ -125,7 +130,7 @@ export function withRequestScope<T>(
       life.bind(scope);
       return handler(scope);
     },
-    { name, signal: config.signal, clock: config.clock },
+    scopeOptions(config, name),
   ).then(
     (value) => {
       life.end();

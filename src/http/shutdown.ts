@@ -4,8 +4,7 @@
  * @module
  */
 import type { Server } from 'node:http';
-import type { Clock } from '../index.js';
-import { safeWaitFor } from '../index.js';
+import { safeWaitFor, type Clock } from '../index.js';
 import { assertClock, assertDuration, assertOptions, assertSignal, describe } from '../internal/validate.js';
 import { requestsOf, ShutdownError } from './request-life.js';
 
@@ -68,19 +67,22 @@ const SHUTDOWN_OPTIONS = /* @__PURE__ */ new Set(['drainMs', 'signal', 'clock'])
  * import { safeSleep } from 'loopsafe';
  * import { gracefulShutdown, withRequestScope } from 'loopsafe/http';
  *
+ * let started = 0;
  * const server = createServer((req, res) => {
+ *   started += 1;
  *   void withRequestScope(req, res, async () => {
- *     await safeSleep(req.url === '/slow' ? 60_000 : 20);
- *     res.end('done\n');
+ *     await safeSleep(req.url === '/slow' ? 60_000 : 50);
+ *     res.end('done');
  *   });
  * });
  * await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
  * const { port } = server.address() as { port: number };
  * const quick = fetch(`http://127.0.0.1:${port}/quick`);
  * const slow = fetch(`http://127.0.0.1:${port}/slow`);
- * await safeSleep(10); // both requests are in flight
+ * while (started < 2) await safeSleep(1); // both requests are in flight
  *
- * const report = await gracefulShutdown(server, { drainMs: 100 });
+ * // On SIGTERM: process.once('SIGTERM', () => void gracefulShutdown(server, { drainMs: 10_000 }));
+ * const report = await gracefulShutdown(server, { drainMs: 300 });
  * console.log(report); // { drained: 1, cancelled: 1 }
  * console.log((await quick).status, (await slow).status); // 200 503
  * ```
