@@ -46,23 +46,41 @@ const SCOPED_OWN = 'loopsafe withTimeout + scopedFetch (a scope per call)';
 async function serve(kind: 'plugin' | 'bare'): Promise<void> {
   const app = Fastify();
   if (kind === 'plugin') await app.register(loopsafeFastify, { defaultTimeoutMs: 5_000, maxTimeoutMs: 30_000 });
-  app.get('/', () => ({ hello: 'world' }));
+  let served = 0;
+  app.get('/', () => {
+    served++;
+    return { hello: 'world' };
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   console.log(JSON.stringify({ port: (app.server.address() as AddressInfo).port }));
+  // `--count`: from now on, count the requests and the CPU time they cost (after the warm-up).
+  let since = { cpu: process.cpuUsage(), served: 0 };
+  process.on('SIGUSR2', () => {
+    since = { cpu: process.cpuUsage(), served };
+  });
   process.once('SIGTERM', () => {
+    const cpu = process.cpuUsage(since.cpu);
+    console.log(JSON.stringify({ served: served - since.served, cpuUs: cpu.user + cpu.system }));
     void app.close().then(() => process.exit(0));
   });
 }
 
 /** Starts a server child and resolves with its URL once it listens. */
-async function startChild(kind: 'plugin' | 'bare'): Promise<{ url: string; child: ChildProcess }> {
+interface Child {
+  url: string;
+  child: ChildProcess;
+  /** Everything the child printed. */
+  output: () => string;
+}
+
+async function startChild(kind: 'plugin' | 'bare'): Promise<Child> {
   const self = fileURLToPath(import.meta.url);
   const script = self.endsWith('.ts') ? await compileBench(self) : self;
   const child = spawn(process.execPath, ['--no-warnings', script, '--serve', kind], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  let out = '';
   const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       const line = out.split('\n').find((l) => l.startsWith('{'));
@@ -72,10 +90,11 @@ async function startChild(kind: 'plugin' | 'bare'): Promise<{ url: string; child
       reject(new Error(`the ${kind} server exited (${String(code)}) before it listened`));
     });
   });
-  return { url: `http://127.0.0.1:${port}/`, child };
+  return { url: `http://127.0.0.1:${port}/`, child, output: () => out };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** Stops a server child; returns the requests it served and the CPU time they took, since `SIGUSR2`. */
+async function stopChild({ child, output }: Child): Promise<{ served: number; cpuUs: number }> {
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => {
       resolve();
@@ -83,6 +102,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
   });
   child.kill('SIGTERM');
   await exited;
+  const last = output().trim().split('\n').at(-1) ?? '';
+  return JSON.parse(last) as { served: number; cpuUs: number };
 }
 
 interface AutocannonResult {
@@ -171,21 +192,25 @@ async function fetchTable(): Promise<Record<string, unknown>[]> {
 
 async function fastifyTable(): Promise<{ rows: Record<string, unknown>[]; failures: string[] }> {
   const samples: Record<'plugin' | 'bare', AutocannonResult[]> = { plugin: [], bare: [] };
+  const cpu: Record<'plugin' | 'bare', number[]> = { plugin: [], bare: [] };
   const failures: string[] = [];
   for (let r = 0; r < LOAD_ROUNDS; r++) {
     // Alternate which goes first, so neither always runs on the warmer machine.
     const order: ('plugin' | 'bare')[] = r % 2 === 0 ? ['bare', 'plugin'] : ['plugin', 'bare'];
     for (const kind of order) {
-      const { url, child } = await startChild(kind);
+      const server = await startChild(kind);
+      let counted: { served: number; cpuUs: number } | undefined;
       try {
-        await load(url, flags.quick ? 0.5 : 2); // warm-up: a short pass, not counted
-        const result = await load(url, LOAD_SECONDS);
+        await load(server.url, flags.quick ? 0.5 : 2); // warm-up: a short pass, not counted
+        server.child.kill('SIGUSR2'); // the server counts from here
+        const result = await load(server.url, LOAD_SECONDS);
         samples[kind].push(result);
         if (result.errors + result.timeouts + result.non2xx > 0)
           failures.push(`${kind}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`);
       } finally {
-        await stopChild(child);
+        counted = await stopChild(server);
       }
+      cpu[kind].push(counted.cpuUs / counted.served);
     }
   }
   const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
@@ -195,6 +220,7 @@ async function fastifyTable(): Promise<{ rows: Record<string, unknown>[]; failur
       name,
       requestsPerSecond: round(rps, 0),
       usPerRequest: round(1e6 / rps, 2),
+      serverCpuUsPerRequest: round(median(cpu[kind]), 2),
       p99Ms: median(samples[kind].map((s) => s.latency.p99)),
     };
   };

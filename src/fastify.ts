@@ -65,6 +65,13 @@ function answering504(handler: RouteOptions['handler']): RouteOptions['handler']
   };
 }
 
+/** Runs the rest of the lifecycle in the request scope's async context, if the body took it away. */
+function reenterScope(request: FastifyRequest, _reply: FastifyReply, next: () => void): void {
+  const enter = (request as WithEnter)[kEnter];
+  if (enter === undefined) next();
+  else enter(next);
+}
+
 const plugin: FastifyPluginCallback<RequestScopeOptions> = (app, options, done) => {
   const own: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) if (!REGISTER_OPTIONS.has(key)) own[key] = value;
@@ -117,14 +124,15 @@ const plugin: FastifyPluginCallback<RequestScopeOptions> = (app, options, done) 
     );
   });
 
-  app.addHook('preValidation', (request, _reply, next) => {
-    const enter = (request as WithEnter)[kEnter];
-    if (enter === undefined) next();
-    else enter(next);
-  });
-
   app.addHook('onRoute', (route) => {
     route.handler = answering504(route.handler);
+    // A route that may take a body has it read in the socket's async context: put the hooks
+    // after it, and the handler, back into the request scope's. GET and HEAD routes pay nothing.
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((method) => method !== 'GET' && method !== 'HEAD')) {
+      const own = route.preValidation;
+      route.preValidation = [reenterScope, ...(own === undefined ? [] : Array.isArray(own) ? own : [own])];
+    }
   });
   done();
 };
