@@ -186,12 +186,7 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
  * @category Policies
  */
 export type CircuitTransitionReason =
-  | 'consecutive-failures'
-  | 'failure-rate'
-  | 'open-elapsed'
-  | 'trial-failed'
-  | 'trial-succeeded'
-  | 'reset';
+  'consecutive-failures' | 'failure-rate' | 'open-elapsed' | 'trial-failed' | 'trial-succeeded' | 'reset';
 
 /**
  * Published on `loopsafe:circuit` each time a circuit breaker changes state.

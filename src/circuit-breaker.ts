@@ -241,7 +241,7 @@ function assertWindow(value: unknown): asserts value is number {
  * @category Policies
  * @example
  * ```ts
- * import { CircuitBreaker, isBrokenCircuitError } from 'loopsafe';
+ * import { BrokenCircuitError, CircuitBreaker } from 'loopsafe';
  *
  * const breaker = new CircuitBreaker({ name: 'billing', failureThreshold: 2, openMs: 30_000 });
  * const failing = async () => {
@@ -251,7 +251,7 @@ function assertWindow(value: unknown): asserts value is number {
  *   try {
  *     await breaker.run(failing);
  *   } catch (error) {
- *     console.log(isBrokenCircuitError(error) ? `open for ${Math.round(error.retryAfterMs / 1000)} s` : (error as Error).message);
+ *     console.log(error instanceof BrokenCircuitError ? `open for ${Math.round(error.retryAfterMs / 1000)} s` : (error as Error).message);
  *   }
  * }
  * // '503 from billing', '503 from billing', 'open for 30 s'
@@ -315,7 +315,11 @@ export class CircuitBreaker {
     } = options;
     if (typeof name !== 'string') throw new TypeError(`Expected \`name\` to be a string, got ${describe(name)}`);
     const failureThreshold =
-      options.failureThreshold ?? (failureRate === undefined ? 5 : Number.POSITIVE_INFINITY);
+      options.failureThreshold === undefined
+        ? failureRate === undefined
+          ? 5
+          : Number.POSITIVE_INFINITY
+        : options.failureThreshold;
     assertCount('failureThreshold', failureThreshold);
     if (failureRate !== undefined) assertRate(failureRate);
     assertCount('minimumCalls', minimumCalls);

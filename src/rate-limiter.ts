@@ -100,7 +100,7 @@ function readConfig(
   assertOptions(fn, options, known);
   const { ratePerSecond, name, clock } = options;
   positive('ratePerSecond', ratePerSecond, 'a finite number > 0');
-  const burst = options.burst ?? Math.max(1, ratePerSecond);
+  const burst = options.burst === undefined ? Math.max(1, ratePerSecond) : options.burst;
   positive('burst', burst, 'a finite number > 0');
   assertOptionalString('name', name);
   assertClock('clock', clock);
@@ -173,7 +173,7 @@ function start(signal: AbortSignal | undefined): Promise<never> | { scope: Retur
  * @category Policies
  * @example
  * ```ts
- * import { RateLimiter, isRateLimitError } from 'loopsafe';
+ * import { RateLimitError, RateLimiter } from 'loopsafe';
  *
  * const limiter = new RateLimiter({ ratePerSecond: 100, burst: 2 });
  * console.log(limiter.tryAcquire(), limiter.tryAcquire(), limiter.tryAcquire()); // true true false
@@ -183,7 +183,7 @@ function start(signal: AbortSignal | undefined): Promise<never> | { scope: Retur
  * try {
  *   await limiter.acquire({ cost: 2, timeout: 1 }); // would wait ~20 ms: refused at once
  * } catch (error) {
- *   console.log(isRateLimitError(error) && error.retryAfterMs > 1); // true
+ *   console.log(error instanceof RateLimitError && error.retryAfterMs > 1); // true
  * }
  * ```
  */

@@ -195,9 +195,14 @@ function invoke<This, Args extends unknown[], R>(
             );
           },
   });
-  const call = attempts(plan, name, () => fn.apply(self, args), (error) => {
-    lastFailure = { error };
-  });
+  const call = attempts(
+    plan,
+    name,
+    () => fn.apply(self, args),
+    (error) => {
+      lastFailure = { error };
+    },
+  );
   const { rateLimiter } = plan;
   if (semaphore === undefined && rateLimiter === undefined) return runScoped(scope, call) as Promise<Awaited<R>>;
   // The call's scope is owned by its work, which holds the permit until it settles — also past the
@@ -210,7 +215,7 @@ function invoke<This, Args extends unknown[], R>(
       if (scope.cancelled) throw scope.reason;
       // One token per call, taken while holding the permit; refused at once if it would come too late.
       if (rateLimiter !== undefined) await rateLimiter.acquire();
-      return (await call()) as Awaited<R>;
+      return await call();
     } finally {
       permit?.release();
     }

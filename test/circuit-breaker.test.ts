@@ -178,7 +178,13 @@ describe('CircuitBreaker: open → half-open → closed or open', () => {
 
   it('admits at most halfOpenMaxCalls trials at once; the others are turned away with retryAfterMs 0', async () => {
     const clock = createManualClock();
-    const breaker = new CircuitBreaker({ name: 'trials', failureThreshold: 1, openMs: 100, halfOpenMaxCalls: 2, clock });
+    const breaker = new CircuitBreaker({
+      name: 'trials',
+      failureThreshold: 1,
+      openMs: 100,
+      halfOpenMaxCalls: 2,
+      clock,
+    });
     await outcome(breaker, boom);
     await clock.advance(100);
     let started = 0;
@@ -186,7 +192,9 @@ describe('CircuitBreaker: open → half-open → closed or open', () => {
     const trial = (): Promise<string> =>
       new Promise((resolve) => {
         started++;
-        release.push(() => resolve('trial ok'));
+        release.push(() => {
+          resolve('trial ok');
+        });
       });
     const first = observe(breaker.run(trial));
     const second = observe(breaker.run(trial));
@@ -341,7 +349,13 @@ describe('CircuitBreaker: what counts', () => {
         Infinity,
         (scope) => {
           const running = breaker.run(({ signal }) => {
-            signal.addEventListener('abort', () => (seen = signal.reason), { once: true });
+            signal.addEventListener(
+              'abort',
+              () => {
+                seen = signal.reason as unknown;
+              },
+              { once: true },
+            );
             return never();
           });
           scope.cancel(reason);

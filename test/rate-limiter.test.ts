@@ -30,9 +30,9 @@ async function settledHeap(): Promise<number> {
   return min;
 }
 
-function reasonOf(outcome: { readonly status: string }): unknown {
+function reasonOf(outcome: { readonly status: string; readonly reason?: unknown }): unknown {
   expect(outcome.status).toBe('rejected');
-  return (outcome as { reason: unknown }).reason;
+  return outcome.reason;
 }
 
 describe('RateLimiter: the bucket', () => {
