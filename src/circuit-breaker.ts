@@ -408,11 +408,13 @@ export class CircuitBreaker {
     } catch (error) {
       return Promise.reject(this.#failed(trial, period, error));
     }
-    if (!isPromiseLike(result)) {
+    let work: Promise<Awaited<T>>;
+    if (result instanceof Promise) work = result as Promise<Awaited<T>>;
+    else if (isPromiseLike(result)) work = Promise.resolve(result);
+    else {
       this.#succeeded(trial, period);
       return Promise.resolve(result as Awaited<T>);
     }
-    const work = result instanceof Promise ? (result as Promise<Awaited<T>>) : Promise.resolve(result);
     if (!trial) return work.then(this.#closedSucceeded, this.#closedFailed);
     return work.then(
       (value) => {
