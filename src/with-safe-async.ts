@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { CircuitBreaker } from './circuit-breaker.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { Clock } from './clock.js';
 import { isBrokenCircuitError, TimeoutError } from './errors.js';
 import { openScope, runScoped } from './internal/engine/index.js';
@@ -21,7 +21,7 @@ import {
   describe,
 } from './internal/validate.js';
 import { assertRetryOptions } from './internal/retry-plan.js';
-import { RateLimiter } from './rate-limiter.js';
+import type { RateLimiter } from './rate-limiter.js';
 import { retry, type RetryContext, type RetryOptions } from './retry.js';
 import { Semaphore } from './semaphore.js';
 
@@ -113,10 +113,15 @@ function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, default
     clock,
   } = policy ?? {};
   assertDuration('timeout', timeout);
-  if (rateLimiter !== undefined && !(rateLimiter instanceof RateLimiter)) {
+  // Recognised by shape, not instanceof: two copies of loopsafe interoperate, and a function wrapped
+  // without these policies does not pull the classes into its bundle.
+  if (
+    rateLimiter !== undefined &&
+    !(hasMethods(rateLimiter, 'acquire', 'tryAcquire') && typeof rateLimiter.ratePerSecond === 'number')
+  ) {
     throw new TypeError(`Expected \`rateLimiter\` to be a RateLimiter, got ${describe(rateLimiter)}`);
   }
-  if (breaker !== undefined && !(breaker instanceof CircuitBreaker)) {
+  if (breaker !== undefined && !hasMethods(breaker, 'run', 'reset')) {
     throw new TypeError(`Expected \`breaker\` to be a CircuitBreaker, got ${describe(breaker)}`);
   }
   assertOptionalString('name', name);
@@ -149,6 +154,11 @@ function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, default
     signal,
     clock,
   };
+}
+
+function hasMethods(value: unknown, ...names: string[]): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  return names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 }
 
 function readRetry(options: unknown): RetryOptions | undefined {
