@@ -130,6 +130,8 @@ class FailureWindow {
   readonly #failures = new Float64Array(BUCKETS);
   /** The newest bucket index seen; every slot holds a bucket in `(latest - BUCKETS, latest]` or is empty. */
   #latest = Number.NEGATIVE_INFINITY;
+  /** The slot of bucket `#latest`. */
+  #latestSlot = 0;
   /** Sums over the slots. */
   calls = 0;
   failures = 0;
@@ -142,7 +144,8 @@ class FailureWindow {
   record(now: number, failed: boolean): void {
     const index = Math.floor(now / this.#bucketMs);
     if (index > this.#latest) this.#advance(index);
-    const slot = this.#slot(Math.max(index, this.#latest));
+    // A clock that went back counts in the newest bucket.
+    const slot = this.#latestSlot;
     this.#calls[slot] = (this.#calls[slot] ?? 0) + 1;
     this.calls++;
     if (failed) {
@@ -155,6 +158,7 @@ class FailureWindow {
     this.#calls.fill(0);
     this.#failures.fill(0);
     this.#latest = Number.NEGATIVE_INFINITY;
+    this.#latestSlot = 0;
     this.calls = 0;
     this.failures = 0;
   }
@@ -170,6 +174,7 @@ class FailureWindow {
       this.#failures[slot] = 0;
     }
     this.#latest = index;
+    this.#latestSlot = this.#slot(index);
   }
 
   #slot(index: number): number {

@@ -251,7 +251,10 @@ export class BrokenCircuitError extends Error {
     const breakerName = options.breakerName ?? 'anonymous';
     const retryAfterMs = options.retryAfterMs ?? 0;
     super(
-      message ?? `Circuit "${breakerName}" is open; retry in ${String(Math.ceil(retryAfterMs))} ms`,
+      message ??
+        (Number.isFinite(retryAfterMs)
+          ? `Circuit "${breakerName}" is open; retry in ${String(Math.ceil(retryAfterMs))} ms`
+          : `Circuit "${breakerName}" is open until it is reset`),
       'cause' in options ? { cause: options.cause } : undefined,
     );
     this.breakerName = breakerName;
