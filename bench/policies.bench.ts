@@ -15,7 +15,7 @@ import { createManualClock } from '../src/testing.js';
 import { emit, flags, ratioTarget, rowValue, target, timeInTwoPasses } from './lib/harness.js';
 import { targets } from './lib/targets.js';
 
-const CALLS = flags.calls ?? (flags.quick ? 5_000 : 100_000);
+const CALLS = flags.calls ?? (flags.quick ? 5_000 : 500_000);
 const ROUNDS = flags.rounds ?? (flags.quick ? 1 : 5);
 
 const BARE = 'bare call of the async function';

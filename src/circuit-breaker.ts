@@ -97,7 +97,8 @@ export interface CircuitRunOptions {
 export interface CircuitContext {
   /**
    * Aborts when the caller's `signal` aborts or the ambient scope ends (its deadline, its
-   * cancellation). Made on first read: work that never reads it pays nothing.
+   * cancellation). Made on first read: work that never reads it pays nothing. When nothing can
+   * cancel the call (no ambient scope, no `signal`), each read gives a signal that never aborts.
    */
   readonly signal: AbortSignal;
 }
@@ -182,18 +183,28 @@ class FailureWindow {
   }
 }
 
-/** The context handed to the work: its signal is the call scope's lazy one, or one that never aborts. */
+/** The context handed to work in a call scope: its signal is the scope's, made on first read. */
 class Call implements CircuitContext {
-  readonly #scope: ScopeNode | undefined;
-  #signal: AbortSignal | undefined = undefined;
-  constructor(scope: ScopeNode | undefined) {
+  readonly #scope: ScopeNode;
+  constructor(scope: ScopeNode) {
     this.#scope = scope;
   }
   get signal(): AbortSignal {
-    // With no scope nothing can cancel the call: a signal that never aborts, made only if read.
-    return this.#scope?.signal ?? (this.#signal ??= new AbortController().signal);
+    return this.#scope.signal;
   }
 }
+
+/**
+ * The context handed to work that nothing can cancel (no ambient scope, no
+ * signal), shared by every such call so the hot path allocates nothing for it:
+ * each read of `signal` makes a signal that never aborts (a listener added to
+ * it goes with it), and none is made unless it is read.
+ */
+const UNCANCELLABLE: CircuitContext = /* @__PURE__ */ Object.freeze({
+  get signal(): AbortSignal {
+    return new AbortController().signal;
+  },
+});
 
 function assertRate(value: unknown): asserts value is number {
   if (typeof value !== 'number') {
@@ -409,7 +420,7 @@ export class CircuitBreaker {
     const period = this.#period;
     let result: T | PromiseLike<T>;
     try {
-      result = fn(new Call(undefined));
+      result = fn(UNCANCELLABLE);
     } catch (error) {
       return Promise.reject(this.#failed(trial, period, error));
     }

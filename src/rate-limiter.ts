@@ -7,7 +7,7 @@
  */
 import { systemClock, type Clock } from './clock.js';
 import { RateLimitError } from './errors.js';
-import { ambientScope } from './internal/engine/index.js';
+import { ambientScope, type ScopeNode } from './internal/engine/index.js';
 import { publishRateLimit } from './internal/publish.js';
 import { createDeferred, rejectedAtCaller } from './internal/stacks.js';
 import { TokenBucket, type BucketConfig, type BucketOwner } from './internal/token-bucket.js';
@@ -121,35 +121,32 @@ function readCost(cost: unknown, burst: number): number {
   return cost;
 }
 
-/** Reads `acquire`'s options; returns `[cost, timeout, signal]`. */
-function readAcquire(
-  options: RateLimitAcquireOptions | undefined,
-  burst: number,
-): [number, number, AbortSignal | undefined] {
-  if (options === undefined) return [readCost(undefined, burst), Number.POSITIVE_INFINITY, undefined];
+/** Checks `acquire`'s options (the call then reads them as they are: nothing is allocated). */
+function checkAcquire(options: RateLimitAcquireOptions | undefined, burst: number): void {
+  if (options === undefined) {
+    readCost(undefined, burst);
+    return;
+  }
   assertOptions('acquire', options, ACQUIRE_OPTIONS);
-  const { signal, timeout = Number.POSITIVE_INFINITY } = options;
-  assertSignal('signal', signal);
-  assertDuration('timeout', timeout);
-  return [readCost(options.cost, burst), timeout, signal];
+  assertSignal('signal', options.signal);
+  if (options.timeout !== undefined) assertDuration('timeout', options.timeout);
+  readCost(options.cost, burst);
 }
 
 /**
  * The early exits every `acquire` shares: an aborted signal, a cancelled or
- * expired ambient scope. Returns the rejection, or the scope to wait in.
+ * expired ambient scope. Returns the rejection, or `undefined` to go on.
  */
-function start(signal: AbortSignal | undefined): Promise<never> | { scope: ReturnType<typeof ambientScope> } {
+function earlyExit(signal: AbortSignal | undefined, scope: ScopeNode | undefined): Promise<never> | undefined {
   if (signal?.aborted === true) return rejectedAtCaller(signal.reason);
-  const scope = ambientScope();
-  if (scope !== undefined) {
-    // Tokens are no reason to go on past the deadline or after a cancellation.
-    try {
-      scope.check();
-    } catch (reason) {
-      return Promise.reject(reason);
-    }
+  if (scope === undefined) return undefined;
+  // Tokens are no reason to go on past the deadline or after a cancellation.
+  try {
+    scope.check();
+  } catch (reason) {
+    return Promise.reject(reason);
   }
-  return { scope };
+  return undefined;
 }
 
 /**
@@ -242,10 +239,13 @@ export class RateLimiter {
    * @throws `TypeError`/`RangeError` (synchronously) for a bad option (a `cost` above `burst` included).
    */
   acquire(options?: RateLimitAcquireOptions): Promise<void> {
-    const [cost, timeout, signal] = readAcquire(options, this.burst);
-    const started = start(signal);
-    if (started instanceof Promise) return started;
-    return this.#bucket.acquire(cost, timeout, signal, started.scope);
+    checkAcquire(options, this.burst);
+    const signal = options?.signal;
+    const scope = ambientScope();
+    return (
+      earlyExit(signal, scope) ??
+      this.#bucket.acquire(options?.cost ?? 1, options?.timeout ?? Number.POSITIVE_INFINITY, signal, scope)
+    );
   }
 }
 
@@ -366,9 +366,12 @@ export class KeyedRateLimiter<K = string> {
    * @throws `TypeError`/`RangeError` (synchronously) for a bad option (a `cost` above `burst` included).
    */
   acquire(key: K, options?: RateLimitAcquireOptions): Promise<void> {
-    const [cost, timeout, signal] = readAcquire(options, this.burst);
-    const started = start(signal);
-    if (started instanceof Promise) return started;
+    checkAcquire(options, this.burst);
+    const signal = options?.signal;
+    const scope = ambientScope();
+    const exit = earlyExit(signal, scope);
+    if (exit !== undefined) return exit;
+    const cost = options?.cost ?? 1;
     const bucket = this.#bucketFor(key, this.#config.clock.now());
     if (bucket === undefined) {
       const retryAfterMs = Math.ceil(cost / this.#config.ratePerMs);
@@ -384,7 +387,7 @@ export class KeyedRateLimiter<K = string> {
         ),
       );
     }
-    return bucket.acquire(cost, timeout, signal, started.scope);
+    return bucket.acquire(cost, options?.timeout ?? Number.POSITIVE_INFINITY, signal, scope);
   }
 
   /** `key`'s bucket (marked most recently used), a new one, or `undefined` when there is no room. */
