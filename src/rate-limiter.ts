@@ -293,6 +293,8 @@ export class KeyedRateLimiter<K = string> {
   readonly #idle = new Map<K, TokenBucket>();
   /** Buckets with waiters (never evicted). */
   readonly #busy = new Map<K, TokenBucket>();
+  /** The bucket last put at the most recent end of `#idle` (it may have left it since). */
+  #newest: TokenBucket | undefined = undefined;
   readonly #owner: BucketOwner = {
     busy: (bucket) => {
       const key = bucket.key as K;
@@ -303,6 +305,7 @@ export class KeyedRateLimiter<K = string> {
       const key = bucket.key as K;
       this.#busy.delete(key);
       this.#idle.set(key, bucket);
+      this.#newest = bucket;
     },
   };
 
@@ -395,8 +398,12 @@ export class KeyedRateLimiter<K = string> {
     const idle = this.#idle;
     let bucket = idle.get(key);
     if (bucket !== undefined) {
-      idle.delete(key);
-      idle.set(key, bucket);
+      // Moved to the most recent end, unless it is there already (a key used twice in a row).
+      if (bucket !== this.#newest) {
+        idle.delete(key);
+        idle.set(key, bucket);
+        this.#newest = bucket;
+      }
       return bucket;
     }
     bucket = this.#busy.get(key);
@@ -404,6 +411,7 @@ export class KeyedRateLimiter<K = string> {
     if (this.size >= this.maxKeys && !this.#evict(now)) return undefined;
     bucket = new TokenBucket(this.#config, now, this.#owner, key);
     idle.set(key, bucket);
+    this.#newest = bucket;
     return bucket;
   }
 
