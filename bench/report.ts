@@ -561,6 +561,16 @@ async function main(): Promise<void> {
           },
         ],
       });
+      const reached = new Map<string, number>();
+      for (const row of outageRows)
+        reached.set(String(row.series), (reached.get(String(row.series)) ?? 0) + Number(row.requests));
+      parts.push(
+        `A failing upstream, in virtual time: 100 requests a second for 60 s, every one failing from 10 s to 40 s. Requests that reached it: ${[
+          ...reached,
+        ]
+          .map(([series, count]) => `${String(count)} ${series}`)
+          .join(', ')}.`,
+      );
       parts.push('![Requests reaching a failing upstream](media/breaker.svg)');
     }
   }
