@@ -21,7 +21,7 @@ const root = join(here, '..');
 const resultsDir = join(here, 'results');
 const mediaDir = join(root, 'docs', 'media');
 
-const benchNames = ['scenarios', 'timeout', 'retry', 'gather', 'memory', 'als'] as const;
+const benchNames = ['scenarios', 'timeout', 'retry', 'gather', 'memory', 'als', 'policies'] as const;
 type BenchName = (typeof benchNames)[number];
 
 /** The results of one runtime (bench/results/<key>/). */
@@ -507,6 +507,72 @@ async function main(): Promise<void> {
       ratioChart('Ten awaits: ambient context cost per Node version', chartRows(runtimes, 'als', 'als')),
     );
     parts.push('![Ambient propagation](media/als.svg)');
+  }
+
+  const breaker = sideBySide(runtimes, 'policies', 'breaker', timed);
+  if (breaker !== undefined) {
+    parts.push('### Resilience policies');
+    parts.push(
+      `\`CircuitBreaker.run\` in the closed state, every call succeeding (ratio to a bare call of the same async function; cockatiel timed in a second pass, its ratio to that pass's bare call):\n\n${breaker}`,
+    );
+    const limiter = sideBySide(runtimes, 'policies', 'limiter', timed);
+    if (limiter !== undefined)
+      parts.push(
+        `\`RateLimiter.acquire()\` with tokens available (ratio to awaiting an already-resolved promise, the floor of any awaited call):\n\n${limiter}`,
+      );
+    // Virtual time: the same on every runtime, so the chart shows the first runtime's run.
+    const outage = runtimes.find((rt) => rt.reports.policies !== undefined);
+    const outageRows = tableRows(outage?.reports.policies, 'upstream');
+    if (outageRows.length > 0) {
+      await chart('breaker.svg', {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        title: {
+          text: 'Requests reaching a failing upstream',
+          subtitle: [
+            '100 requests/s for 60 s of virtual time; the upstream fails every request from 10 s to 40 s;',
+            'the breaker opens after 5 failures in a row, for openMs = 5 s, then lets one trial through',
+          ],
+        },
+        config: chartConfig,
+        data: { values: outageRows },
+        width: 560,
+        height: 240,
+        layer: [
+          {
+            mark: { type: 'rect', color: '#c2513d', opacity: 0.12 },
+            data: { values: [{ from: 10, to: 40 }] },
+            encoding: { x: { field: 'from', type: 'quantitative' }, x2: { field: 'to' } },
+          },
+          {
+            mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2 },
+            encoding: {
+              x: { field: 'second', type: 'quantitative', title: 'time (s)' },
+              y: { field: 'requests', type: 'quantitative', title: 'requests reaching the upstream per second' },
+              color: {
+                field: 'series',
+                type: 'nominal',
+                title: null,
+                // Sorted as the bench emits them: without the breaker first (grey), with it (green).
+                sort: null,
+                scale: { range: ['#9aa5b1', '#2f7d4a'] },
+                legend: { orient: 'bottom', direction: 'vertical', labelLimit: 500 },
+              },
+            },
+          },
+        ],
+      });
+      const reached = new Map<string, number>();
+      for (const row of outageRows)
+        reached.set(String(row.series), (reached.get(String(row.series)) ?? 0) + Number(row.requests));
+      parts.push(
+        `A failing upstream, in virtual time: 100 requests a second for 60 s, every one failing from 10 s to 40 s. Requests that reached it: ${[
+          ...reached,
+        ]
+          .map(([series, count]) => `${String(count)} ${series}`)
+          .join(', ')}.`,
+      );
+      parts.push('![Requests reaching a failing upstream](media/breaker.svg)');
+    }
   }
 
   const block = `<!-- results:start -->\n${parts.join('\n\n')}\n<!-- results:end -->`;

@@ -39,6 +39,10 @@ export const channelNames = /* @__PURE__ */ Object.freeze({
   stall: 'loopsafe:stall',
   /** A load shedder turned work away: {@link ShedMessage}. */
   shed: 'loopsafe:shed',
+  /** A circuit breaker changed state: {@link CircuitMessage}. */
+  circuit: 'loopsafe:circuit',
+  /** A rate limiter turned an `acquire` away: {@link RateLimitMessage}. */
+  rateLimit: 'loopsafe:rate-limit',
 } as const);
 
 /**
@@ -158,4 +162,66 @@ export interface ShedMessage {
   readonly utilization: number;
   /** The suggested `Retry-After`, in whole seconds. */
   readonly retryAfterSeconds: number;
+}
+
+/**
+ * A circuit breaker's state: `'closed'` (calls go through and are counted),
+ * `'open'` (calls are turned away at once), `'half-open'` (a few trial calls
+ * decide whether to close or open again).
+ *
+ * @category Policies
+ */
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/**
+ * Why a circuit breaker changed state.
+ *
+ * - `'consecutive-failures'`: closed → open, `failureThreshold` failures in a row.
+ * - `'failure-rate'`: closed → open, the share of failures in the window reached `failureRate`.
+ * - `'open-elapsed'`: open → half-open, `openMs` passed (seen at the next call or `state` read).
+ * - `'trial-failed'`: half-open → open, a trial call failed.
+ * - `'trial-succeeded'`: half-open → closed, a trial call succeeded.
+ * - `'reset'`: → closed, `reset()` was called.
+ *
+ * @category Policies
+ */
+export type CircuitTransitionReason =
+  'consecutive-failures' | 'failure-rate' | 'open-elapsed' | 'trial-failed' | 'trial-succeeded' | 'reset';
+
+/**
+ * Published on `loopsafe:circuit` each time a circuit breaker changes state.
+ *
+ * @category Diagnostics
+ */
+export interface CircuitMessage {
+  /** The breaker's `name`. */
+  readonly name: string;
+  /** The state it left. */
+  readonly from: CircuitState;
+  /** The state it entered. */
+  readonly to: CircuitState;
+  /** Why. */
+  readonly reason: CircuitTransitionReason;
+  /** When, on the breaker's clock (`performance.now()` for the system clock), in milliseconds. */
+  readonly at: number;
+}
+
+/**
+ * Published on `loopsafe:rate-limit` each time a rate limiter's `acquire`
+ * rejects with a `RateLimitError` (its wait would pass the deadline, or every
+ * bucket of a keyed limiter has waiters). A `tryAcquire` that answers `false`
+ * is an answer, not a rejection, and is not published. (Not `loopsafe:shed`:
+ * its {@link ShedMessage} describes the event loop's lag and utilisation.)
+ *
+ * @category Diagnostics
+ */
+export interface RateLimitMessage {
+  /** The limiter's `name`. */
+  readonly name: string;
+  /** The key, for a `KeyedRateLimiter`; `undefined` for a `RateLimiter`. */
+  readonly key: unknown;
+  /** The tokens asked for. */
+  readonly cost: number;
+  /** Milliseconds until they would be available (the error's `retryAfterMs`). */
+  readonly retryAfterMs: number;
 }

@@ -197,3 +197,170 @@ export class GatherError extends AggregateError {
     });
   }
 }
+
+const BROKEN_CIRCUIT_OPTIONS = /* @__PURE__ */ new Set(['breakerName', 'retryAfterMs', 'cause']);
+const RATE_LIMIT_OPTIONS = /* @__PURE__ */ new Set(['limiterName', 'retryAfterMs', 'cause']);
+
+/**
+ * Options for {@link BrokenCircuitError}.
+ *
+ * @category Errors
+ */
+export interface BrokenCircuitErrorOptions {
+  /** The name of the breaker that turned the call away. */
+  breakerName?: string | undefined;
+  /** Milliseconds until the breaker lets a trial call through (`0` while a trial is under way). */
+  retryAfterMs?: number | undefined;
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * A {@link CircuitBreaker} turned a call away without running it: it is open
+ * (the dependency failed too often), or half-open with every trial slot taken.
+ *
+ * @category Errors
+ * @example
+ * ```ts
+ * import { BrokenCircuitError, isBrokenCircuitError } from 'loopsafe';
+ *
+ * const error = new BrokenCircuitError(undefined, { breakerName: 'billing', retryAfterMs: 2_500 });
+ * console.log(error.name, error.breakerName, error.retryAfterMs, isBrokenCircuitError(error)); // 'BrokenCircuitError' 'billing' 2500 true
+ * ```
+ */
+export class BrokenCircuitError extends Error {
+  /** Always `'BrokenCircuitError'`, the name {@link isBrokenCircuitError} recognises. */
+  override readonly name = 'BrokenCircuitError' as const;
+  /** The name of the breaker that turned the call away. */
+  readonly breakerName: string;
+  /** Milliseconds until the breaker lets a trial call through; `0` while a half-open trial is under way. */
+  readonly retryAfterMs: number;
+  /** For cockatiel's `isBrokenCircuitError(error)`, which reads this flag. */
+  readonly isBrokenCircuitError = true as const;
+
+  /**
+   * @param message - Human-readable description. Defaults to one built from `breakerName` and `retryAfterMs`.
+   * @param options - `breakerName`, `retryAfterMs` and `cause`.
+   * @throws `TypeError`/`RangeError` for a `message` that is not a string, or a bad option.
+   */
+  constructor(message?: string, options: BrokenCircuitErrorOptions = {}) {
+    assertOptionalString('message', message);
+    assertOptions('BrokenCircuitError', options, BROKEN_CIRCUIT_OPTIONS);
+    assertOptionalString('breakerName', options.breakerName);
+    if (options.retryAfterMs !== undefined) assertDuration('retryAfterMs', options.retryAfterMs);
+    const breakerName = options.breakerName ?? 'anonymous';
+    const retryAfterMs = options.retryAfterMs ?? 0;
+    super(
+      message ??
+        (Number.isFinite(retryAfterMs)
+          ? `Circuit "${breakerName}" is open; retry in ${String(Math.ceil(retryAfterMs))} ms`
+          : `Circuit "${breakerName}" is open until it is reset`),
+      'cause' in options ? { cause: options.cause } : undefined,
+    );
+    this.breakerName = breakerName;
+    this.retryAfterMs = retryAfterMs;
+    Error.captureStackTrace(this, new.target);
+  }
+}
+
+/**
+ * Tells whether `error` is a broken circuit: loopsafe's
+ * {@link BrokenCircuitError}, or cockatiel's (`isBrokenCircuitError: true`),
+ * or any error named `BrokenCircuitError` — itself or anywhere along its
+ * `.cause` chain.
+ *
+ * @param error - Any thrown value.
+ * @returns `true` when it is, or wraps, a broken circuit.
+ * @category Errors
+ * @example
+ * ```ts
+ * import { isBrokenCircuitError } from 'loopsafe';
+ *
+ * // cockatiel's BrokenCircuitError carries this flag:
+ * console.log(isBrokenCircuitError(Object.assign(new Error('open'), { isBrokenCircuitError: true }))); // true
+ * console.log(isBrokenCircuitError(new Error('boom'))); // false
+ * ```
+ */
+export function isBrokenCircuitError(error: unknown): error is Error {
+  return followCauses(
+    error,
+    (candidate) => read(candidate, 'name') === 'BrokenCircuitError' || read(candidate, 'isBrokenCircuitError') === true,
+  );
+}
+
+/**
+ * Options for {@link RateLimitError}.
+ *
+ * @category Errors
+ */
+export interface RateLimitErrorOptions {
+  /** The name of the limiter that turned the call away. */
+  limiterName?: string | undefined;
+  /** Milliseconds until the tokens asked for would be available. */
+  retryAfterMs?: number | undefined;
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * A {@link RateLimiter} (or {@link KeyedRateLimiter}) turned an `acquire`
+ * away at once: waiting for its tokens would pass the deadline (the ambient
+ * scope's, or the call's own `timeout`).
+ *
+ * @category Errors
+ * @example
+ * ```ts
+ * import { isRateLimitError, RateLimitError } from 'loopsafe';
+ *
+ * const error = new RateLimitError(undefined, { limiterName: 'search', retryAfterMs: 120 });
+ * console.log(error.name, error.limiterName, error.retryAfterMs, isRateLimitError(error)); // 'RateLimitError' 'search' 120 true
+ * ```
+ */
+export class RateLimitError extends Error {
+  /** Always `'RateLimitError'`, the name {@link isRateLimitError} recognises. */
+  override readonly name = 'RateLimitError' as const;
+  /** The name of the limiter that turned the call away. */
+  readonly limiterName: string;
+  /** Milliseconds until the tokens asked for would be available (for a `Retry-After`). */
+  readonly retryAfterMs: number;
+
+  /**
+   * @param message - Human-readable description. Defaults to one built from `limiterName` and `retryAfterMs`.
+   * @param options - `limiterName`, `retryAfterMs` and `cause`.
+   * @throws `TypeError`/`RangeError` for a `message` that is not a string, or a bad option.
+   */
+  constructor(message?: string, options: RateLimitErrorOptions = {}) {
+    assertOptionalString('message', message);
+    assertOptions('RateLimitError', options, RATE_LIMIT_OPTIONS);
+    assertOptionalString('limiterName', options.limiterName);
+    if (options.retryAfterMs !== undefined) assertDuration('retryAfterMs', options.retryAfterMs);
+    const limiterName = options.limiterName ?? 'anonymous';
+    const retryAfterMs = options.retryAfterMs ?? 0;
+    super(
+      message ?? `Rate limit "${limiterName}" exceeded; tokens available in ${String(Math.ceil(retryAfterMs))} ms`,
+      'cause' in options ? { cause: options.cause } : undefined,
+    );
+    this.limiterName = limiterName;
+    this.retryAfterMs = retryAfterMs;
+    Error.captureStackTrace(this, new.target);
+  }
+}
+
+/**
+ * Tells whether `error` is a rate-limit rejection: loopsafe's
+ * {@link RateLimitError}, or any error named `RateLimitError` — itself or
+ * anywhere along its `.cause` chain.
+ *
+ * @param error - Any thrown value.
+ * @returns `true` when it is, or wraps, a rate-limit rejection.
+ * @category Errors
+ * @example
+ * ```ts
+ * import { isRateLimitError, RateLimitError } from 'loopsafe';
+ *
+ * console.log(isRateLimitError(new Error('wrapped', { cause: new RateLimitError() }))); // true
+ * ```
+ */
+export function isRateLimitError(error: unknown): error is Error {
+  return followCauses(error, (candidate) => read(candidate, 'name') === 'RateLimitError');
+}

@@ -6,7 +6,19 @@
  * @module loopsafe
  */
 export { MAX_TIMER_DELAY_MS, systemClock, type Clock } from './clock.js';
-export { GatherError, isAbortError, isTimeoutError, TimeoutError, type TimeoutErrorOptions } from './errors.js';
+export {
+  BrokenCircuitError,
+  GatherError,
+  isAbortError,
+  isBrokenCircuitError,
+  isRateLimitError,
+  isTimeoutError,
+  RateLimitError,
+  TimeoutError,
+  type BrokenCircuitErrorOptions,
+  type RateLimitErrorOptions,
+  type TimeoutErrorOptions,
+} from './errors.js';
 export {
   captureScopeStacks,
   currentScope,
@@ -44,6 +56,19 @@ export {
 } from './gather.js';
 export { Mutex } from './mutex.js';
 export { Semaphore, type AcquireOptions, type Permit } from './semaphore.js';
+export {
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  type CircuitContext,
+  type CircuitRunOptions,
+} from './circuit-breaker.js';
+export {
+  KeyedRateLimiter,
+  RateLimiter,
+  type KeyedRateLimiterOptions,
+  type RateLimitAcquireOptions,
+  type RateLimiterOptions,
+} from './rate-limiter.js';
 export { safeAsync, withSafeAsync, type SafeAsyncFunction, type SafeAsyncPolicy } from './with-safe-async.js';
 export {
   monitorEventLoop,
@@ -58,9 +83,13 @@ export { LoadShedder, type LoadShedderOptions, type ShedDecision } from './load-
 export { watchStalls, type StallWatcher, type WatchStallsOptions } from './stalls.js';
 export {
   channelNames,
+  type CircuitMessage,
+  type CircuitState,
+  type CircuitTransitionReason,
   type GatherCancelCause,
   type GatherCancelMessage,
   type OverloadReason,
+  type RateLimitMessage,
   type RetryMessage,
   type ShedMessage,
   type StallKind,

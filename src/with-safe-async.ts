@@ -5,8 +5,9 @@
  *
  * @module
  */
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { Clock } from './clock.js';
-import { TimeoutError } from './errors.js';
+import { isBrokenCircuitError, TimeoutError } from './errors.js';
 import { openScope, runScoped } from './internal/engine/index.js';
 import { newTimeoutError } from './internal/engine/timeout-error.js';
 import { createDeferred } from './internal/stacks.js';
@@ -20,7 +21,8 @@ import {
   describe,
 } from './internal/validate.js';
 import { assertRetryOptions } from './internal/retry-plan.js';
-import { retry, type RetryOptions } from './retry.js';
+import type { RateLimiter } from './rate-limiter.js';
+import { retry, type RetryContext, type RetryOptions } from './retry.js';
 import { Semaphore } from './semaphore.js';
 
 /**
@@ -50,6 +52,20 @@ export interface SafeAsyncPolicy {
    */
   concurrency?: number | Semaphore | undefined;
   /**
+   * Takes one token of this {@link RateLimiter} per call (not per retry), once the call holds
+   * its `concurrency` permit; a call whose token would come after its deadline is refused at
+   * once with a {@link RateLimitError}. Share one limiter between functions to share the rate.
+   * @defaultValue none
+   */
+  rateLimiter?: RateLimiter | undefined;
+  /**
+   * Runs every attempt through this {@link CircuitBreaker}: each retry attempt is counted, an
+   * attempt cut by `retry.attemptTimeout` counts as a failure, and once the breaker is open the
+   * call stops retrying and rejects with its {@link BrokenCircuitError}.
+   * @defaultValue none
+   */
+  breaker?: CircuitBreaker | undefined;
+  /**
    * Names each call's scope (in its {@link TimeoutError}, `pendingScopes()` and diagnostics).
    * @defaultValue `fn.name`, else `'withSafeAsync'` (the method's name for {@link safeAsync})
    */
@@ -68,7 +84,7 @@ export interface SafeAsyncPolicy {
  */
 export type SafeAsyncFunction<This, Args extends unknown[], R> = (this: This, ...args: Args) => Promise<Awaited<R>>;
 
-const POLICY_KEYS = new Set(['timeout', 'retry', 'concurrency', 'name', 'signal', 'clock']);
+const POLICY_KEYS = new Set(['timeout', 'retry', 'concurrency', 'rateLimiter', 'breaker', 'name', 'signal', 'clock']);
 
 /** A validated policy, shared by every call. */
 interface Plan {
@@ -78,14 +94,36 @@ interface Plan {
   /** Permits per semaphore when the policy gave a number; `undefined` for none or a shared semaphore. */
   readonly permits: number | undefined;
   readonly semaphore: Semaphore | undefined;
+  readonly rateLimiter: RateLimiter | undefined;
+  readonly breaker: CircuitBreaker | undefined;
   readonly signal: AbortSignal | undefined;
   readonly clock: Clock | undefined;
 }
 
 function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, defaultName: string): Plan {
   assertOptions(fnName, policy, POLICY_KEYS);
-  const { timeout = Number.POSITIVE_INFINITY, retry: retryOptions, concurrency, name, signal, clock } = policy ?? {};
+  const {
+    timeout = Number.POSITIVE_INFINITY,
+    retry: retryOptions,
+    concurrency,
+    rateLimiter,
+    breaker,
+    name,
+    signal,
+    clock,
+  } = policy ?? {};
   assertDuration('timeout', timeout);
+  // Recognised by shape, not instanceof: two copies of loopsafe interoperate, and a function wrapped
+  // without these policies does not pull the classes into its bundle.
+  if (
+    rateLimiter !== undefined &&
+    !(hasMethods(rateLimiter, 'acquire', 'tryAcquire') && typeof rateLimiter.ratePerSecond === 'number')
+  ) {
+    throw new TypeError(`Expected \`rateLimiter\` to be a RateLimiter, got ${describe(rateLimiter)}`);
+  }
+  if (breaker !== undefined && !hasMethods(breaker, 'run', 'reset')) {
+    throw new TypeError(`Expected \`breaker\` to be a CircuitBreaker, got ${describe(breaker)}`);
+  }
   assertOptionalString('name', name);
   assertSignal('signal', signal);
   assertClock('clock', clock);
@@ -105,7 +143,22 @@ function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, default
     }
     permits = concurrency;
   }
-  return { name: name ?? defaultName, timeout, retry: readRetry(retryOptions), permits, semaphore, signal, clock };
+  return {
+    name: name ?? defaultName,
+    timeout,
+    retry: readRetry(retryOptions),
+    permits,
+    semaphore,
+    rateLimiter,
+    breaker,
+    signal,
+    clock,
+  };
+}
+
+function hasMethods(value: unknown, ...names: string[]): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  return names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 }
 
 function readRetry(options: unknown): RetryOptions | undefined {
@@ -152,35 +205,77 @@ function invoke<This, Args extends unknown[], R>(
             );
           },
   });
-  const call =
-    retryOptions === undefined
-      ? (): R | PromiseLike<R> => fn.apply(self, args)
-      : (): Promise<Awaited<R>> =>
-          retry(() => fn.apply(self, args), {
-            ...retryOptions,
-            name: retryOptions.name ?? name,
-            onRetry: (event) => {
-              lastFailure = { error: event.error };
-              return retryOptions.onRetry?.(event);
-            },
-          });
-  if (semaphore === undefined) return runScoped(scope, call) as Promise<Awaited<R>>;
+  const call = attempts(
+    plan,
+    name,
+    () => fn.apply(self, args),
+    (error) => {
+      lastFailure = { error };
+    },
+  );
+  const { rateLimiter } = plan;
+  if (semaphore === undefined && rateLimiter === undefined) return runScoped(scope, call) as Promise<Awaited<R>>;
   // The call's scope is owned by its work, which holds the permit until it settles — also past the
   // deadline, when it ignores its signal: the caller is released at the deadline, the limit counts
   // the work still running, and the stall watchdog reports the call.
   return runScoped(scope, async (): Promise<Awaited<R>> => {
-    const permit = await semaphore.acquire();
-    // The deadline may have passed between the grant and now: then the work does not start.
-    if (scope.cancelled) {
-      permit.release();
-      throw scope.reason;
-    }
+    const permit = semaphore === undefined ? undefined : await semaphore.acquire();
     try {
+      // The deadline may have passed between the grant and now: then the work does not start.
+      if (scope.cancelled) throw scope.reason;
+      // One token per call, taken while holding the permit; refused at once if it would come too late.
+      if (rateLimiter !== undefined) await rateLimiter.acquire();
       return await call();
     } finally {
-      permit.release();
+      permit?.release();
     }
   });
+}
+
+/** Whether a failed attempt is retried when the policy gives no `shouldRetry` of its own. */
+const retryableByDefault = (): boolean => true;
+
+/**
+ * The work of one call, inside the concurrency permit and the rate-limit token:
+ * retry → breaker → attempt timeout → `fn`. With a breaker, the attempt timeout
+ * is applied here, inside the breaker (so an attempt that times out counts as
+ * its failure), rather than by `retry`; a {@link BrokenCircuitError} is never retried.
+ */
+function attempts<R>(
+  plan: Plan,
+  name: string,
+  once: () => R,
+  onRetry: (error: unknown) => void,
+): () => R | PromiseLike<R> | Promise<Awaited<R>> {
+  const retryOptions = plan.retry;
+  const { breaker } = plan;
+  if (retryOptions === undefined) return breaker === undefined ? once : () => breaker.run(once);
+  const retryName = retryOptions.name ?? name;
+  const retrying: RetryOptions = {
+    ...retryOptions,
+    name: retryName,
+    onRetry: (event) => {
+      onRetry(event.error);
+      return retryOptions.onRetry?.(event);
+    },
+  };
+  let attempt: (context: RetryContext) => R | PromiseLike<R> = once;
+  if (breaker !== undefined) {
+    const { attemptTimeout } = retryOptions;
+    const timed =
+      attemptTimeout === undefined
+        ? once
+        : (context: RetryContext): Promise<R> =>
+            runScoped(
+              openScope({ name: `${retryName} attempt ${String(context.attempt)}`, timeoutMs: attemptTimeout }),
+              once,
+            );
+    attempt = (context) => breaker.run(() => timed(context));
+    const shouldRetry = retryOptions.shouldRetry ?? retryableByDefault;
+    retrying.attemptTimeout = undefined;
+    retrying.shouldRetry = (error, context) => !isBrokenCircuitError(error) && shouldRetry(error, context);
+  }
+  return () => retry(attempt, retrying);
 }
 
 function nameLike(target: (...args: never[]) => unknown, from: (...args: never[]) => unknown): void {
@@ -205,16 +300,28 @@ function nameLike(target: (...args: never[]) => unknown, from: (...args: never[]
  *   really running: a call whose deadline passed while `fn` ignores its
  *   signal releases its caller on time (with its TimeoutError) but keeps its
  *   permit until `fn`'s work settles, and `watchStalls` reports it.
+ * - `rateLimiter`: each call takes one token of a {@link RateLimiter} once
+ *   it holds its permit, and is refused at once with a {@link RateLimitError}
+ *   when the token would come after the call's deadline.
+ * - `breaker`: every attempt runs through a {@link CircuitBreaker}; an open
+ *   breaker stops the retries with its {@link BrokenCircuitError}.
  * - `name`: the scope's name, in errors, `pendingScopes()` and diagnostics.
+ *
+ * The policies compose in one order, outermost first: the call's scope
+ * (`timeout`, `signal`) → `concurrency` → `rateLimiter` → `retry` →
+ * `breaker` → `retry.attemptTimeout` → `fn`. So a call waits for its permit,
+ * then for its token (one per call, however many attempts it makes), then
+ * each attempt passes the breaker, and an attempt cut by its own timeout
+ * counts as a failure of the breaker's dependency.
  *
  * The wrapper keeps `fn`'s `this`, parameters, `name` and `length`; a sync
  * `fn`'s result (or throw) becomes a promise. No global is touched.
  *
  * @param fn - The function to wrap (sync or async; `this` is passed through).
- * @param policy - `timeout`, `retry`, `concurrency`, `name`, `signal`, `clock`.
+ * @param policy - `timeout`, `retry`, `concurrency`, `rateLimiter`, `breaker`, `name`, `signal`, `clock`.
  * @returns The wrapped function.
  * @throws `TypeError`/`RangeError` (synchronously, when wrapping) for a bad `fn` or policy.
- * @throws the call's {@link TimeoutError}, an enclosing scope's reason, `signal`'s reason, or `fn`'s error (rejections of the wrapped function).
+ * @throws the call's {@link TimeoutError}, an enclosing scope's reason, `signal`'s reason, a {@link RateLimitError}, a {@link BrokenCircuitError}, or `fn`'s error (rejections of the wrapped function).
  * @category Wrapper
  * @example
  * ```ts
@@ -258,7 +365,7 @@ export function withSafeAsync<This, Args extends unknown[], R>(
  * The method must return a promise (a decorator cannot change a method's
  * type); wrap sync functions with {@link withSafeAsync}.
  *
- * @param policy - `timeout`, `retry`, `concurrency`, `name`, `signal`, `clock`.
+ * @param policy - `timeout`, `retry`, `concurrency`, `rateLimiter`, `breaker`, `name`, `signal`, `clock`.
  * @returns The decorator.
  * @throws `TypeError`/`RangeError` (synchronously, when the class is defined) for a bad policy, or when applied to anything but a method.
  * @category Wrapper

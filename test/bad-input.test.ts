@@ -18,10 +18,17 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   backoff,
+  BrokenCircuitError,
   captureScopeStacks,
+  CircuitBreaker,
+  KeyedRateLimiter,
+  RateLimitError,
+  RateLimiter,
   cooperativeForEach,
   GatherError,
   isAbortError,
+  isBrokenCircuitError,
+  isRateLimitError,
   isTimeoutError,
   LoadShedder,
   monitorEventLoop,
@@ -763,6 +770,8 @@ const policyArgs = (index: number): Arg[] => [
     name: 'concurrency',
     bad: [0, -1, 1.5, Number.NaN, Number.NEGATIVE_INFINITY, '2', null, {}],
   },
+  { index, key: 'rateLimiter', name: 'rateLimiter', bad: [{}, 'limiter', 5, null, new Semaphore(1)] },
+  { index, key: 'breaker', name: 'breaker', bad: [{}, 'breaker', 5, null, new Semaphore(1)] },
   signalArg(index),
   clockArg(index),
   nameArg(index),
@@ -775,6 +784,17 @@ audit({
     { label: 'an empty policy', args: () => [ok, {}] },
     { label: 'a timeout and retries', args: () => [ok, { clock, timeout: 100, retry: { maxAttempts: 2 } }] },
     { label: 'a shared semaphore', args: () => [ok, { concurrency: new Semaphore(1) }] },
+    {
+      label: 'a breaker and a rate limiter',
+      args: () => [
+        ok,
+        {
+          breaker: new CircuitBreaker({ name: 'b', clock }),
+          rateLimiter: new RateLimiter({ ratePerSecond: 1, clock }),
+          retry: { maxAttempts: 2, attemptTimeout: 10 },
+        },
+      ],
+    },
   ],
   args: [{ index: 0, name: 'fn', bad: BAD_REQUIRED_FUNCTIONS }, ...policyArgs(1)],
   bags: [{ index: 1, fn: 'withSafeAsync' }],
@@ -789,6 +809,209 @@ audit({
   ],
   args: policyArgs(0),
   bags: [{ index: 0, fn: 'safeAsync' }],
+});
+
+// ---------------------------------------------------------------------------
+// Policies
+
+const BAD_POSITIVE: readonly unknown[] = [
+  0,
+  -1,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  '10',
+  null,
+  {},
+];
+
+audit({
+  title: 'new CircuitBreaker(options)',
+  call: (args) => new CircuitBreaker(...(args as ConstructorParameters<typeof CircuitBreaker>)),
+  contexts: [
+    { label: 'consecutive failures', args: () => [{ name: 'b', clock }] },
+    { label: 'a failure rate', args: () => [{ name: 'b', failureRate: 0.5, minimumCalls: 5, windowMs: 1_000, clock }] },
+  ],
+  args: [
+    { index: 0, key: 'name', name: 'name', bad: [undefined, 5, null, {}, ['b']] },
+    { index: 0, key: 'failureThreshold', name: 'failureThreshold', bad: BAD_COUNTS },
+    {
+      index: 0,
+      key: 'failureRate',
+      name: 'failureRate',
+      bad: [0, -0.5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '0.5', null],
+    },
+    { index: 0, key: 'minimumCalls', name: 'minimumCalls', bad: BAD_COUNTS },
+    { index: 0, key: 'windowMs', name: 'windowMs', bad: BAD_POSITIVE },
+    { index: 0, key: 'openMs', name: 'openMs', bad: BAD_DURATIONS },
+    { index: 0, key: 'halfOpenMaxCalls', name: 'halfOpenMaxCalls', bad: BAD_COUNTS },
+    { index: 0, key: 'shouldCount', name: 'shouldCount', bad: BAD_FUNCTIONS },
+    clockArg(0),
+  ],
+  bags: [{ index: 0, fn: 'CircuitBreaker' }],
+});
+
+/** A breaker opened by one failure (its `run` rejects at once). */
+function openBreaker(): CircuitBreaker {
+  const breaker = new CircuitBreaker({ name: 'open', failureThreshold: 1, clock });
+  breaker
+    .run(() => {
+      throw new Error('down');
+    })
+    .catch(() => undefined);
+  return breaker;
+}
+
+audit({
+  title: 'CircuitBreaker.run(fn, options)',
+  call: ([breaker, ...rest]) => (breaker as CircuitBreaker).run(...(rest as Parameters<CircuitBreaker['run']>)),
+  contexts: [
+    { label: 'closed', args: () => [new CircuitBreaker({ name: 'b', clock }), ok, {}] },
+    { label: 'open', args: () => [openBreaker(), ok, {}] },
+    { label: 'an aborted signal', args: () => [new CircuitBreaker({ name: 'b', clock }), ok, { signal: aborted() }] },
+    {
+      label: 'inside a cancelled scope',
+      args: () => [new CircuitBreaker({ name: 'b', clock }), ok, {}],
+      around: insideCancelledScope,
+    },
+  ],
+  args: [{ index: 1, name: 'fn', bad: BAD_REQUIRED_FUNCTIONS }, signalArg(2)],
+  bags: [{ index: 2, fn: 'run' }],
+});
+
+const limiterArgs = (index: number): Arg[] => [
+  { index, key: 'ratePerSecond', name: 'ratePerSecond', bad: [undefined, ...BAD_POSITIVE] },
+  { index, key: 'burst', name: 'burst', bad: BAD_POSITIVE },
+  nameArg(index),
+  clockArg(index),
+];
+
+audit({
+  title: 'new RateLimiter(options)',
+  call: (args) => new RateLimiter(...(args as ConstructorParameters<typeof RateLimiter>)),
+  contexts: [
+    { label: 'a rate', args: () => [{ ratePerSecond: 10 }] },
+    { label: 'a rate and a burst', args: () => [{ ratePerSecond: 0.5, burst: 3, clock }] },
+  ],
+  args: limiterArgs(0),
+  bags: [{ index: 0, fn: 'RateLimiter' }],
+});
+
+audit({
+  title: 'new KeyedRateLimiter(options)',
+  call: (args) => new KeyedRateLimiter(...(args as ConstructorParameters<typeof KeyedRateLimiter>)),
+  contexts: [{ label: 'a rate and maxKeys', args: () => [{ ratePerSecond: 10, maxKeys: 100 }] }],
+  args: [
+    ...limiterArgs(0),
+    {
+      index: 0,
+      key: 'maxKeys',
+      name: 'maxKeys',
+      bad: [undefined, 0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '10', null],
+    },
+  ],
+  bags: [{ index: 0, fn: 'KeyedRateLimiter' }],
+});
+
+/** A limiter with no token left (acquire queues, or is refused). */
+function drained(): RateLimiter {
+  const limiter = new RateLimiter({ ratePerSecond: 1, burst: 2, clock });
+  limiter.tryAcquire(2);
+  return limiter;
+}
+const BAD_COSTS: readonly unknown[] = [
+  ...BAD_POSITIVE,
+  bad(3, { names: /`cost`/, shows: /\b3\b/ }), // above burst: it could never be granted
+];
+const rateAcquireArgs = (index: number): Arg[] => [
+  { index, key: 'cost', name: 'cost', bad: BAD_COSTS },
+  { index, key: 'timeout', name: 'timeout', bad: BAD_DURATIONS },
+  signalArg(index),
+];
+const limiterContexts = (keyed: boolean): Context[] => {
+  const make = (drain: boolean): unknown => {
+    if (!keyed) return drain ? drained() : new RateLimiter({ ratePerSecond: 1, burst: 2, clock });
+    const limiter = new KeyedRateLimiter<string>({ ratePerSecond: 1, burst: 2, maxKeys: 10, clock });
+    if (drain) limiter.tryAcquire('k', 2);
+    return limiter;
+  };
+  const key = keyed ? ['k'] : [];
+  return [
+    { label: 'tokens free', args: () => [make(false), ...key, {}] },
+    { label: 'no token free (queued)', args: () => [make(true), ...key, {}] },
+    { label: 'an aborted signal', args: () => [make(false), ...key, { signal: aborted() }] },
+    { label: 'inside a cancelled scope', args: () => [make(false), ...key, {}], around: insideCancelledScope },
+  ];
+};
+
+audit({
+  title: 'RateLimiter.acquire(options)',
+  call: ([limiter, ...rest]) => (limiter as RateLimiter).acquire(...(rest as Parameters<RateLimiter['acquire']>)),
+  contexts: limiterContexts(false),
+  args: rateAcquireArgs(1),
+  bags: [{ index: 1, fn: 'acquire' }],
+});
+
+audit({
+  title: 'RateLimiter.tryAcquire(cost)',
+  call: ([limiter, ...rest]) => (limiter as RateLimiter).tryAcquire(...(rest as Parameters<RateLimiter['tryAcquire']>)),
+  contexts: [
+    { label: 'tokens free', args: () => [new RateLimiter({ ratePerSecond: 1, burst: 2, clock }), 1] },
+    { label: 'no token free', args: () => [drained(), 1] },
+  ],
+  args: [{ index: 1, name: 'cost', bad: BAD_COSTS }],
+});
+
+audit({
+  title: 'KeyedRateLimiter.acquire(key, options)',
+  call: ([limiter, ...rest]) =>
+    (limiter as KeyedRateLimiter).acquire(...(rest as Parameters<KeyedRateLimiter['acquire']>)),
+  contexts: limiterContexts(true),
+  args: rateAcquireArgs(2),
+  bags: [{ index: 2, fn: 'acquire' }],
+});
+
+audit({
+  title: 'KeyedRateLimiter.tryAcquire(key, cost)',
+  call: ([limiter, ...rest]) =>
+    (limiter as KeyedRateLimiter).tryAcquire(...(rest as Parameters<KeyedRateLimiter['tryAcquire']>)),
+  contexts: [
+    {
+      label: 'a new key',
+      args: () => [new KeyedRateLimiter({ ratePerSecond: 1, burst: 2, maxKeys: 1, clock }), 'k', 1],
+    },
+  ],
+  args: [{ index: 2, name: 'cost', bad: BAD_COSTS }],
+});
+
+audit({
+  title: 'new BrokenCircuitError(message, options)',
+  call: (args) => new BrokenCircuitError(...(args as ConstructorParameters<typeof BrokenCircuitError>)),
+  contexts: [
+    { label: 'no message', args: () => [undefined, {}] },
+    { label: 'a message', args: () => ['open', { breakerName: 'billing', retryAfterMs: 100 }] },
+  ],
+  args: [
+    { index: 0, name: 'message', bad: [5, {}, null] },
+    { index: 1, key: 'breakerName', name: 'breakerName', bad: [5, null, {}] },
+    { index: 1, key: 'retryAfterMs', name: 'retryAfterMs', bad: [-1, Number.NaN, '100', null] },
+  ],
+  bags: [{ index: 1, fn: 'BrokenCircuitError' }],
+});
+
+audit({
+  title: 'new RateLimitError(message, options)',
+  call: (args) => new RateLimitError(...(args as ConstructorParameters<typeof RateLimitError>)),
+  contexts: [
+    { label: 'no message', args: () => [undefined, {}] },
+    { label: 'a message', args: () => ['slow down', { limiterName: 'api', retryAfterMs: 100 }] },
+  ],
+  args: [
+    { index: 0, name: 'message', bad: [5, {}, null] },
+    { index: 1, key: 'limiterName', name: 'limiterName', bad: [5, null, {}] },
+    { index: 1, key: 'retryAfterMs', name: 'retryAfterMs', bad: [-1, Number.NaN, '100', null] },
+  ],
+  bags: [{ index: 1, fn: 'RateLimitError' }],
 });
 
 // ---------------------------------------------------------------------------
@@ -1112,11 +1335,21 @@ audit({
 // Functions with nothing to reject
 
 describe('functions whose arguments accept any value', () => {
-  it('isTimeoutError and isAbortError answer false for garbage and never throw', () => {
+  it('isTimeoutError, isAbortError, isBrokenCircuitError and isRateLimitError answer false for garbage and never throw', () => {
     const garbage: unknown[] = [undefined, null, 5, 'TimeoutError', {}, [], Symbol('x'), 10n, () => undefined];
-    for (const value of garbage) {
+    const throwing = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error('trap');
+        },
+      },
+    );
+    for (const value of [...garbage, throwing]) {
       expect(isTimeoutError(value)).toBe(false);
       expect(isAbortError(value)).toBe(false);
+      expect(isBrokenCircuitError(value)).toBe(false);
+      expect(isRateLimitError(value)).toBe(false);
     }
   });
 });

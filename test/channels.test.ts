@@ -4,6 +4,8 @@ import { safeGather } from '../src/gather.js';
 import { retry } from '../src/retry.js';
 import { withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
+import { CircuitBreaker } from '../src/circuit-breaker.js';
+import { RateLimiter } from '../src/rate-limiter.js';
 import { createManualClock } from '../src/testing.js';
 import { observe } from './fixtures/observe.js';
 import { recordChannels } from './fixtures/channels.js';
@@ -88,6 +90,42 @@ describe('published by the engine, retry and gather', () => {
       ]);
       expect(recorder.events[1]?.[1]).toMatchObject({ name: 'slow', cause: 'timeout', running: 2 });
       expect(recorder.events[2]?.[1]).toEqual({ name: 'left', cause: 'abort', error: reason, running: 1 });
+    } finally {
+      recorder.stop();
+    }
+  });
+});
+
+describe('published by the policies', () => {
+  it('loopsafe:circuit: each transition of a breaker, as it happens', async () => {
+    const clock = createManualClock();
+    const recorder = recordChannels();
+    try {
+      const breaker = new CircuitBreaker({ name: 'upstream', failureThreshold: 1, openMs: 10, clock });
+      await breaker.run(() => Promise.reject(new Error('down'))).catch(() => undefined);
+      await clock.advance(10);
+      await breaker.run(() => 'up');
+      expect(recorder.events).toEqual([
+        ['loopsafe:circuit', { name: 'upstream', from: 'closed', to: 'open', reason: 'consecutive-failures', at: 0 }],
+        ['loopsafe:circuit', { name: 'upstream', from: 'open', to: 'half-open', reason: 'open-elapsed', at: 10 }],
+        ['loopsafe:circuit', { name: 'upstream', from: 'half-open', to: 'closed', reason: 'trial-succeeded', at: 10 }],
+      ]);
+    } finally {
+      recorder.stop();
+    }
+  });
+
+  it('loopsafe:rate-limit: an acquire refused at once, not a tryAcquire that answers false', async () => {
+    const clock = createManualClock();
+    const recorder = recordChannels();
+    try {
+      const limiter = new RateLimiter({ ratePerSecond: 2, burst: 1, name: 'api', clock });
+      limiter.tryAcquire();
+      expect(limiter.tryAcquire()).toBe(false);
+      await limiter.acquire({ timeout: 100 }).catch(() => undefined);
+      expect(recorder.events).toEqual([
+        ['loopsafe:rate-limit', { name: 'api', key: undefined, cost: 1, retryAfterMs: 500 }],
+      ]);
     } finally {
       recorder.stop();
     }

@@ -13,9 +13,13 @@ import {
   cooperativeForEach,
   currentScope,
   currentSignal,
+  CircuitBreaker,
   GatherError,
   isAbortError,
+  isBrokenCircuitError,
+  isRateLimitError,
   isTimeoutError,
+  RateLimiter,
   safeSleep,
   safeWaitFor,
   TimeoutError,
@@ -220,6 +224,34 @@ describe('how loopsafe’s errors print', () => {
     expect(Object.keys(error as object).sort()).toEqual(['name', 'scopeName', 'timeoutMs']);
   });
 
+  it('a BrokenCircuitError and a RateLimitError print as what they are, with their fields only', async () => {
+    const breaker = new CircuitBreaker({ name: 'billing', failureThreshold: 1, clock: createManualClock() });
+    await breaker.run(() => Promise.reject(new Error('down'))).catch(() => undefined);
+    const broken = await breaker
+      .run(() => 'x')
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(inspect(broken).startsWith('BrokenCircuitError: Circuit "billing" is open')).toBe(true);
+    expect(Object.keys(broken as object).sort()).toEqual([
+      'breakerName',
+      'isBrokenCircuitError',
+      'name',
+      'retryAfterMs',
+    ]);
+    expect(String((broken as Error).stack)).toMatch(/contract\.test/); // taken where the caller awaited
+    const limiter = new RateLimiter({ ratePerSecond: 1, burst: 1, clock: createManualClock() });
+    limiter.tryAcquire();
+    const limited = await limiter.acquire({ timeout: 0 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(inspect(limited).startsWith('RateLimitError: Rate limit "RateLimiter" exceeded')).toBe(true);
+    expect(Object.keys(limited as object).sort()).toEqual(['limiterName', 'name', 'retryAfterMs']);
+    expect(isBrokenCircuitError(broken) && isRateLimitError(limited)).toBe(true);
+  });
+
   it('a scope prints as what it is', async () => {
     await withTimeout(
       1_000,
@@ -237,6 +269,8 @@ describe('how loopsafe’s errors print', () => {
   it('the guards are type predicates', () => {
     expectTypeOf(isTimeoutError).guards.toEqualTypeOf<Error>();
     expectTypeOf(isAbortError).guards.toEqualTypeOf<Error>();
+    expectTypeOf(isBrokenCircuitError).guards.toEqualTypeOf<Error>();
+    expectTypeOf(isRateLimitError).guards.toEqualTypeOf<Error>();
     const caught: unknown = new GatherError([new Error('x')]);
     if (isTimeoutError(caught)) expectTypeOf(caught.message).toBeString();
   });

@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CircuitBreaker } from '../src/circuit-breaker.js';
 import { TimeoutError } from '../src/errors.js';
+import { KeyedRateLimiter, RateLimiter } from '../src/rate-limiter.js';
 import { timeoutContext, withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
 import { safeWaitFor } from '../src/wait-for.js';
@@ -128,6 +130,64 @@ describe('leak hygiene on one long-lived signal', () => {
     );
     expect(clock.pendingTimers).toBe(0);
   }, 30_000);
+});
+
+describe('leak hygiene of the policies on one long-lived signal', () => {
+  it('100,000 breaker calls and limiter acquires (successes, failures, trials, refusals) leave no listener, no timer, and under 1 MB of heap', async () => {
+    const parent = new AbortController();
+    const timersBefore = activeTimerCount();
+    // Opens at each failure and half-opens at once: every call after one is a trial.
+    const breaker = new CircuitBreaker({ name: 'hygiene', failureThreshold: 1, openMs: 0 });
+    const open = new CircuitBreaker({ name: 'open', failureThreshold: 1, openMs: Number.POSITIVE_INFINITY });
+    await open.run(() => Promise.reject(new Error('down'))).catch(() => undefined);
+    const limiter = new RateLimiter({ ratePerSecond: 1e9, burst: 1e9 });
+    const empty = new RateLimiter({ ratePerSecond: 0.001, burst: 1 });
+    empty.tryAcquire();
+    const keyed = new KeyedRateLimiter<number>({ ratePerSecond: 1e9, burst: 1e9, maxKeys: 100 });
+    const fail = (): Promise<never> => Promise.reject(new Error('down'));
+    const step = (i: number): Promise<unknown> => {
+      const signal = parent.signal;
+      switch (i % 6) {
+        case 0:
+          return breaker.run(({ signal: s }) => (s.aborted ? -1 : i), { signal });
+        case 1:
+          return breaker.run(fail, { signal }).catch(() => undefined);
+        case 2:
+          return limiter.acquire({ signal });
+        case 3:
+          return empty.acquire({ signal, timeout: 5 }).catch(() => undefined); // refused at once
+        case 4:
+          return open.run(() => i, { signal }).catch(() => undefined); // turned away at once
+        default:
+          return keyed.acquire(i % 1_000, { signal });
+      }
+    };
+    for (let i = 0; i < 10_000; i++) await step(i); // warm-up
+    const heapBefore = await settledHeap();
+    for (let i = 0; i < 100_000; i++) await step(i);
+    const heapAfter = await settledHeap();
+    expect(abortListenerCount(parent.signal)).toBe(0);
+    assertNoLeaks({ signals: [parent.signal], timersBefore });
+    expect(keyed.size).toBeLessThanOrEqual(100);
+    expect(heapAfter - heapBefore).toBeLessThan(1024 * 1024);
+  }, 60_000);
+
+  it('10,000 limiter waiters aborted at once reject with the reason and leave nothing', async () => {
+    const parent = new AbortController();
+    const timersBefore = activeTimerCount();
+    const limiter = new RateLimiter({ ratePerSecond: 1, burst: 1 });
+    limiter.tryAcquire();
+    const waits = Array.from({ length: 10_000 }, () => limiter.acquire({ signal: parent.signal }));
+    expect(abortListenerCount(parent.signal)).toBe(1);
+    expect(activeTimerCount()).toBeLessThanOrEqual(timersBefore + 1); // one timer, for the head of the queue
+    const reason = new Error('shutdown');
+    parent.abort(reason);
+    const outcomes = await Promise.allSettled(waits);
+    expect(outcomes.every((o) => o.status === 'rejected' && o.reason === reason)).toBe(true);
+    expect(limiter.waiting).toBe(0);
+    expect(abortListenerCount(parent.signal)).toBe(0);
+    assertNoLeaks({ signals: [parent.signal], timersBefore });
+  });
 });
 
 describe('late settlements', () => {

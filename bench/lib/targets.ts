@@ -79,6 +79,25 @@ export const targets = {
     'Fastify route with the loopsafe plugin vs without, time per request under autocannon (≥ 0.95× the requests/s)',
     1.053,
   ),
+  breakerVsCockatiel: spec(
+    'policies.breakerVsCockatiel',
+    'policies',
+    '`CircuitBreaker.run(fn)` (closed) vs cockatiel 4 `circuitBreaker().execute(fn)`',
+    1,
+  ),
+  breakerVsBare: spec(
+    'policies.breakerVsBare',
+    'policies',
+    '`CircuitBreaker.run(fn)` (closed) vs a bare call of the async function',
+    2,
+  ),
+  limiterAcquire: spec(
+    'policies.limiterAcquire',
+    'policies',
+    '`RateLimiter.acquire()` with tokens available, per call',
+    0.3,
+    ' µs',
+  ),
   memoryListeners: spec(
     'memory.listeners',
     'memory',

@@ -9,6 +9,10 @@
  * @module
  */
 import type {
+  CircuitMessage,
+  CircuitState,
+  CircuitTransitionReason,
+  RateLimitMessage,
   GatherCancelCause,
   GatherCancelMessage,
   OverloadReason,
@@ -29,6 +33,8 @@ export const retryChannel = /* @__PURE__ */ publishChannel('loopsafe:retry');
 export const gatherCancelChannel = /* @__PURE__ */ publishChannel('loopsafe:gather:cancel');
 export const stallChannel = /* @__PURE__ */ publishChannel('loopsafe:stall');
 export const shedChannel = /* @__PURE__ */ publishChannel('loopsafe:shed');
+export const circuitChannel = /* @__PURE__ */ publishChannel('loopsafe:circuit');
+export const rateLimitChannel = /* @__PURE__ */ publishChannel('loopsafe:rate-limit');
 
 /** Publishes a {@link TimeoutMessage}; builds nothing when nobody subscribes. */
 export function publishTimeout(
@@ -71,4 +77,24 @@ export function publishShed(
   if (!shedChannel.hasSubscribers) return;
   const message: ShedMessage = { reason, lagMs, utilization, retryAfterSeconds };
   shedChannel.publish(message);
+}
+
+/** Publishes a {@link CircuitMessage}; builds nothing when nobody subscribes. */
+export function publishCircuit(
+  name: string,
+  from: CircuitState,
+  to: CircuitState,
+  reason: CircuitTransitionReason,
+  at: number,
+): void {
+  if (!circuitChannel.hasSubscribers) return;
+  const message: CircuitMessage = { name, from, to, reason, at };
+  circuitChannel.publish(message);
+}
+
+/** Publishes a {@link RateLimitMessage}; builds nothing when nobody subscribes. */
+export function publishRateLimit(name: string, key: unknown, cost: number, retryAfterMs: number): void {
+  if (!rateLimitChannel.hasSubscribers) return;
+  const message: RateLimitMessage = { name, key, cost, retryAfterMs };
+  rateLimitChannel.publish(message);
 }

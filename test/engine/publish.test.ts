@@ -3,12 +3,16 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TimeoutError } from '../../src/errors.js';
 import { channelNames, type StallMessage } from '../../src/channels.js';
 import {
+  circuitChannel,
   gatherCancelChannel,
+  publishCircuit,
   publishGatherCancel,
+  publishRateLimit,
   publishRetry,
   publishShed,
   publishStall,
   publishTimeout,
+  rateLimitChannel,
   retryChannel,
   shedChannel,
   stallChannel,
@@ -23,6 +27,8 @@ const channels = [
   ['gatherCancel', 'loopsafe:gather:cancel', gatherCancelChannel],
   ['stall', 'loopsafe:stall', stallChannel],
   ['shed', 'loopsafe:shed', shedChannel],
+  ['circuit', 'loopsafe:circuit', circuitChannel],
+  ['rateLimit', 'loopsafe:rate-limit', rateLimitChannel],
 ] as const;
 
 afterEach(() => {
@@ -44,6 +50,8 @@ describe('the publish helpers behind the diagnostics channels', () => {
     publishGatherCancel('g', 'failure', error, 2);
     publishStall({ kind: 'overdue', name: 'x', parent: undefined, ageMs: 1, overdueMs: 1, scope, stack: undefined });
     publishShed('lag', 300, 0.5, 2);
+    publishCircuit('b', 'closed', 'open', 'consecutive-failures', 1);
+    publishRateLimit('l', 'k', 1, 100);
     for (const spy of spies) expect(spy).not.toHaveBeenCalled();
   });
 
@@ -66,12 +74,16 @@ describe('the publish helpers behind the diagnostics channels', () => {
       publishGatherCancel('fan-out', 'timeout', error, 3);
       publishStall(stall);
       publishShed('utilization', 12, 0.99, 2);
+      publishCircuit('billing', 'half-open', 'open', 'trial-failed', 42);
+      publishRateLimit('api', 'tenant-1', 2, 250);
       expect(recorder.events).toEqual([
         ['loopsafe:timeout', { scopeName: 'checkout', timeoutMs: 10, error, scope }],
         ['loopsafe:retry', { name: 'fetch', attempt: 2, delayMs: 40, error }],
         ['loopsafe:gather:cancel', { name: 'fan-out', cause: 'timeout', error, running: 3 }],
         ['loopsafe:stall', stall],
         ['loopsafe:shed', { reason: 'utilization', lagMs: 12, utilization: 0.99, retryAfterSeconds: 2 }],
+        ['loopsafe:circuit', { name: 'billing', from: 'half-open', to: 'open', reason: 'trial-failed', at: 42 }],
+        ['loopsafe:rate-limit', { name: 'api', key: 'tenant-1', cost: 2, retryAfterMs: 250 }],
       ]);
     } finally {
       recorder.stop();

@@ -15,6 +15,8 @@
  */
 import {
   backoff,
+  BrokenCircuitError,
+  CircuitBreaker,
   currentScope,
   GatherError,
   isAbortError,
@@ -22,6 +24,8 @@ import {
   monitorEventLoop,
   Mutex,
   parseRetryAfter,
+  RateLimitError,
+  RateLimiter,
   retry,
   RetryBudget,
   safeGather,
@@ -419,6 +423,48 @@ function tests(env: PortableEnvironment): Test[] {
         const error = await rejection(slow(10_000));
         check(error instanceof TimeoutError && error.scopeName === 'slow', `got ${String(error)}`);
         await slow(1);
+      },
+    ],
+    [
+      'CircuitBreaker opens, turns calls away, and closes after a successful trial',
+      async () => {
+        const breaker = new CircuitBreaker({ name: 'upstream', failureThreshold: 2, openMs: 15 });
+        const fail = (): Promise<never> => Promise.reject(new Error('down'));
+        await rejection(breaker.run(fail));
+        await rejection(breaker.run(fail));
+        equal(breaker.state, 'open', 'state');
+        let ran = false;
+        const error = await rejection(
+          breaker.run(() => {
+            ran = true;
+          }),
+        );
+        check(error instanceof BrokenCircuitError && error.breakerName === 'upstream', `got ${String(error)}`);
+        check(!ran, 'the work did not run while open');
+        await safeSleep(20);
+        equal(breaker.state, 'half-open', 'state after openMs');
+        equal(await breaker.run(() => 'ok'), 'ok', 'trial');
+        equal(breaker.state, 'closed', 'state after the trial');
+        const { controller, listeners } = countedSignal();
+        const cancelled = breaker.run(() => never(), { signal: controller.signal });
+        const reason = new Error('caller gone');
+        controller.abort(reason);
+        check((await rejection(cancelled)) === reason, 'rejected with the abort reason');
+        check(listeners() === 0, `listeners left: ${String(listeners())}`);
+        equal(breaker.state, 'closed', 'a cancellation does not count');
+      },
+    ],
+    [
+      'RateLimiter waits for a token, and refuses at once a wait past the deadline',
+      async () => {
+        const limiter = new RateLimiter({ ratePerSecond: 100, burst: 1 });
+        check(limiter.tryAcquire() && !limiter.tryAcquire(), 'one token');
+        const start = performance.now();
+        await limiter.acquire();
+        check(elapsedSince(start) >= 10 - EARLY_MS, `waited ${elapsedSince(start).toFixed(2)} ms`);
+        const refused = await rejection(withTimeout(50, () => limiter.acquire({ cost: 1, timeout: 5 })));
+        check(refused instanceof RateLimitError && refused.retryAfterMs > 5, `got ${String(refused)}`);
+        check(elapsedSince(start) < 40, 'refused at once');
       },
     ],
     [
