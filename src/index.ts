@@ -6,7 +6,15 @@
  * @module loopsafe
  */
 export { MAX_TIMER_DELAY_MS, systemClock, type Clock } from './clock.js';
-export { GatherError, isAbortError, isTimeoutError, TimeoutError, type TimeoutErrorOptions } from './errors.js';
+export {
+  GatherError,
+  isAbortError,
+  isQueueFullError,
+  isTimeoutError,
+  QueueFullError,
+  TimeoutError,
+  type TimeoutErrorOptions,
+} from './errors.js';
 export {
   captureScopeStacks,
   currentScope,
@@ -31,7 +39,16 @@ export {
   type Jitter,
   type ProgressiveDelayOptions,
 } from './backoff.js';
-export { retry, type RetryContext, type RetryEvent, type RetryOptions } from './retry.js';
+export {
+  defaultShouldRetry,
+  retry,
+  type RetryAfterContext,
+  type RetryContext,
+  type RetryDecisionContext,
+  type RetryEvent,
+  type RetryOptions,
+  type RetryOutcomeKind,
+} from './retry.js';
 export { parseRetryAfter } from './retry-after.js';
 export { RetryBudget, type RetryBudgetOptions, type RetryBudgetSnapshot } from './retry-budget.js';
 export {
@@ -43,7 +60,15 @@ export {
   type GatherTask,
 } from './gather.js';
 export { Mutex } from './mutex.js';
-export { Semaphore, type AcquireOptions, type Permit } from './semaphore.js';
+export { Semaphore, type AcquireOptions, type Permit, type SemaphoreOptions } from './semaphore.js';
+export { safeRace, type RaceOptions, type RaceResult } from './race.js';
+export { hedge, type HedgeOptions } from './hedge.js';
+export {
+  singleFlight,
+  type SingleFlight,
+  type SingleFlightCallOptions,
+  type SingleFlightOptions,
+} from './single-flight.js';
 export { safeAsync, withSafeAsync, type SafeAsyncFunction, type SafeAsyncPolicy } from './with-safe-async.js';
 export {
   monitorEventLoop,
@@ -60,9 +85,15 @@ export {
   channelNames,
   type GatherCancelCause,
   type GatherCancelMessage,
+  type HedgeMessage,
+  type HedgeTrigger,
   type OverloadReason,
+  type QueueFullMessage,
+  type RaceMessage,
   type RetryMessage,
   type ShedMessage,
+  type SingleFlightEvent,
+  type SingleFlightMessage,
   type StallKind,
   type StallMessage,
   type TimeoutMessage,
