@@ -216,7 +216,7 @@ export class Semaphore {
   constructor(permits: number, options?: SemaphoreOptions) {
     assertCount('permits', permits);
     assertOptions('Semaphore', options, SEMAPHORE_OPTIONS);
-    const maxQueue = options?.maxQueue ?? Number.POSITIVE_INFINITY;
+    const maxQueue = options?.maxQueue === undefined ? Number.POSITIVE_INFINITY : options.maxQueue;
     assertQueueLimit('maxQueue', maxQueue);
     const name = options?.name;
     assertOptionalString('name', name);
