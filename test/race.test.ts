@@ -168,10 +168,10 @@ describe('safeRace()', () => {
     const run = observe(
       safeRace(
         [
-          () => {
+          (signal: AbortSignal) => {
             names.push(currentScope()?.name);
             loserSleep = observe(safeSleep(1_000)); // no signal passed: the ambient scope stops it
-            return never();
+            return hang(signal);
           },
           async () => {
             names.push(currentScope()?.name);

@@ -17,7 +17,43 @@
  */
 import { GatherError } from '../errors.js';
 import { enterScope, openChild, type ScopeNode } from './engine/index.js';
+import { runSoon } from './platform.js';
 import { createDeferred, rejectAtCaller } from './stacks.js';
+
+/**
+ * The reason the losers are aborted with, one per contest name: a race with a
+ * pending loser aborts one on every call, and a `DOMException` costs more to
+ * make than the rest of the race. Names are few (a call site's literal);
+ * past {@link MAX_CACHED_REASONS} of them, each contest makes its own.
+ */
+const lostReasons = /* @__PURE__ */ new Map<string, DOMException>();
+const MAX_CACHED_REASONS = 256;
+
+function lostReason(name: string): DOMException {
+  let reason = lostReasons.get(name);
+  if (reason === undefined) {
+    // Made without a stack (it would only show this line): the losers need its name and message.
+    reason = createDeferred(() => new DOMException(`${name} was cancelled: another task won`, 'AbortError'));
+    if (lostReasons.size < MAX_CACHED_REASONS) lostReasons.set(name, reason);
+  }
+  return reason;
+}
+
+/**
+ * Contests whose losers were aborted this macrotask: the losers still running
+ * then are listed. A contest whose losers all settled meanwhile (most do,
+ * within microtasks) clears its slot, so the batch holds no garbage.
+ */
+let aborted: (Contest<unknown> | undefined)[] = [];
+/** Counts the batches: a contest's slot is only its own in the batch it joined. */
+let batch = 0;
+
+function listStuckLosers(): void {
+  const contests = aborted;
+  aborted = [];
+  batch++;
+  for (const contest of contests) contest?.listStillRunning();
+}
 
 export abstract class Contest<T> {
   readonly scope: ScopeNode;
@@ -28,6 +64,11 @@ export abstract class Contest<T> {
   readonly #running: (ScopeNode | undefined)[] = [];
   /** Entrants running. */
   #active = 0;
+  /** Its slot in the batch `#batch` of `aborted` while losers it aborted still run; -1 when none. */
+  #slot = -1;
+  #batch = 0;
+  /** The scopes that list losers still running a macrotask after they were aborted, by index. */
+  #zombies: (ScopeNode | undefined)[] | undefined = undefined;
   /** The failures so far, in the order they happened. */
   #errors: unknown[] | undefined = undefined;
   /** Decided: won, all failed, or cancelled from outside. Every later outcome is absorbed. */
@@ -117,6 +158,31 @@ export abstract class Contest<T> {
     this.#running[index] = undefined;
     this.#active--;
     child.exit();
+    if (this.#slot !== -1 && this.#active === 0) {
+      // Every loser settled: nothing to list; the batch lets go of the contest.
+      if (this.#batch === batch) aborted[this.#slot] = undefined;
+      this.#slot = -1;
+    }
+    const zombies = this.#zombies;
+    if (zombies === undefined) return;
+    zombies[index]?.exit();
+    zombies[index] = undefined;
+  }
+
+  /**
+   * Gives each loser that ignored its signal a cancelled scope of its own name
+   * under its own (cancelled) one, so `pendingScopes()` and the stall watchdog
+   * list it until it settles — as a gather lists its tasks.
+   */
+  listStillRunning(): void {
+    this.#slot = -1;
+    const running = this.#running;
+    for (let i = 0; i < running.length; i++) {
+      const loser = running[i];
+      if (loser === undefined) continue;
+      // Born cancelled (its parent is): listed as overdue, held weakly, left when the loser settles.
+      (this.#zombies ??= [])[i] = openChild(loser, { name: loser.name });
+    }
   }
 
   #won(index: number, value: T): void {
@@ -124,21 +190,24 @@ export abstract class Contest<T> {
     this.done = true;
     this.onDone();
     const running = this.#running;
-    let aborted = 0;
+    let losers = 0;
     if (this.#active > 0) {
-      const scope = this.scope;
-      // Made once, without a stack (it would only show this line): the losers need its name and message.
-      const reason = createDeferred(
-        () => new DOMException(`${scope.name} was cancelled: another task won`, 'AbortError'),
-      );
+      const reason = lostReason(this.scope.name);
       for (let i = 0; i < running.length; i++) {
         const loser = running[i];
         if (loser === undefined) continue;
-        aborted++;
+        losers++;
+        // Its owner is not waited for: the scope is left first, so the cancellation does not hold it in
+        // the registry (most losers settle within microtasks of the abort); one that is still running a
+        // macrotask later is listed then (`listStillRunning`).
+        loser.exit();
         loser.cancel(reason);
       }
+      this.#batch = batch;
+      this.#slot = aborted.push(this as Contest<unknown>) - 1;
+      if (this.#slot === 0) runSoon(listStuckLosers);
     }
-    this.onWin(index, aborted);
+    this.onWin(index, losers);
     this.scope.exit();
     this.#resolve(value);
   }
