@@ -7,7 +7,13 @@
  */
 
 import { describeThrown } from './internal/stacks.js';
-import { assertDuration, assertOptionalString, assertOptions, assertQueueLimit, describe } from './internal/validate.js';
+import {
+  assertDuration,
+  assertOptionalString,
+  assertOptions,
+  assertQueueLimit,
+  describe,
+} from './internal/validate.js';
 
 const TIMEOUT_ERROR_OPTIONS = /* @__PURE__ */ new Set(['scopeName', 'timeoutMs', 'cause']);
 

@@ -134,10 +134,15 @@ class Hedge<T> extends Contest<T> {
     const fn = this.#fn;
     this.enter(attempt - 1, (signal) => fn(signal, attempt));
     // Decided, or a synchronous failure already started the next attempt (which armed its own delay).
-    if (this.done || this.#started !== attempt || this.closed || this.#delayMs === Number.POSITIVE_INFINITY) return;
+    if (this.#movedOn(attempt) || this.#delayMs === Number.POSITIVE_INFINITY) return;
     const delay = new HedgeDelay(this as Hedge<unknown>, scope.clock, scope, this.#delayMs);
     if (delay.begin()) this.#delay = delay;
     absorb(delay.promise);
+  }
+
+  /** Whether, once attempt `attempt` was entered, there is no delay to arm after it: decided, the last one, or superseded. */
+  #movedOn(attempt: number): boolean {
+    return this.done || this.closed || this.#started !== attempt;
   }
 
   #stopDelay(): void {
@@ -206,8 +211,10 @@ export function hedge<T>(
   options: HedgeOptions,
 ): Promise<Awaited<T>> {
   assertFunction('fn', fn);
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`Expected the options of hedge() to be an object with \`delayMs\`, got ${describe(options)}`);
+  // Required: callers without types may pass nothing at all.
+  const given: unknown = options;
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new TypeError(`Expected the options of hedge() to be an object with \`delayMs\`, got ${describe(given)}`);
   }
   assertOptions('hedge', options, HEDGE_OPTIONS);
   const { delayMs, maxAttempts = 2, timeout = Number.POSITIVE_INFINITY } = options;

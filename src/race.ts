@@ -153,7 +153,9 @@ export function safeRace(tasks: Iterable<GatherTask>, options?: RaceOptions): Pr
   }
   for (let i = 0; i < list.length; i++) {
     if (typeof list[i] !== 'function') {
-      throw new TypeError(`Expected \`tasks[${String(i)}]\` to be a function (signal) => value, got ${describe(list[i])}`);
+      throw new TypeError(
+        `Expected \`tasks[${String(i)}]\` to be a function (signal) => value, got ${describe(list[i])}`,
+      );
     }
   }
   assertOptions('safeRace', options, RACE_OPTIONS);

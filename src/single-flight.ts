@@ -7,7 +7,7 @@
 import { ambientScope, LeafWait, openChild, runScoped, type ScopeNode } from './internal/engine/index.js';
 import { systemClock } from './clock.js';
 import { publishSingleFlight } from './internal/publish.js';
-import { absorb, createDeferred, rejectedAtCaller } from './internal/stacks.js';
+import { createDeferred, rejectedAtCaller } from './internal/stacks.js';
 import { assertFunction, assertOptionalString, assertOptions, assertSignal } from './internal/validate.js';
 
 /**
@@ -157,8 +157,9 @@ class Group<K, T> {
         throw error;
       },
     );
-    // Every caller may have left (the run then rejects with the cancellation, awaited by nobody).
-    absorb(flight.promise);
+    // No `absorb` here: every caller follows `flight.promise` (a caller that left keeps its reaction, which
+    // stops the late outcome), so a rejection is always handled — and with one caller the chain from the
+    // work to it has one reaction per link, so its errors keep the caller's async frames.
     if (!scope.cancelled) this.#flights.set(key, flight);
     return flight;
   }

@@ -1055,9 +1055,7 @@ audit({
       bad: [-1, Number.NaN, '100', null],
     },
   ],
-  bags: [
-    { index: 1, fn: 'TimeoutError' },
-  ],
+  bags: [{ index: 1, fn: 'TimeoutError' }],
 });
 
 audit({
@@ -1199,9 +1197,7 @@ audit({
       bad: [Number.NaN, -1, 1.5, '0', null],
     },
   ],
-  bags: [
-    { index: 0, fn: 'assertNoLeaks' },
-  ],
+  bags: [{ index: 0, fn: 'assertNoLeaks' }],
 });
 
 // ---------------------------------------------------------------------------

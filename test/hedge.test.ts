@@ -11,7 +11,7 @@ import {
 } from '../src/index.js';
 import { abortListenerCount, createManualClock, type ManualClock } from '../src/testing.js';
 import { recordChannels } from './fixtures/channels.js';
-import { flush, never, observe, trackUnhandledRejections } from './fixtures/observe.js';
+import { flush, observe, trackUnhandledRejections } from './fixtures/observe.js';
 
 const reasonOf = (outcome: { status: string }): unknown => {
   expect(outcome.status).toBe('rejected');
@@ -306,6 +306,5 @@ describe('hedge()', () => {
     expect(() => hedge(ok, { delayMs: 1, maxAttempts: 0 })).toThrow(/`maxAttempts`.*0/);
     expect(() => hedge(ok, { delayMs: 1, maxAttempts: Number.POSITIVE_INFINITY })).toThrow(RangeError);
     expect(() => hedge(ok, { delayMs: 1, retries: 2 } as never)).toThrow(/Unknown option `retries`/);
-    void never;
   });
 });

@@ -29,7 +29,13 @@ function after<T>(clock: ReturnType<typeof createManualClock>, ms: number, value
 /** Hangs until its signal aborts, then rejects with the reason: a well-behaved slow task. */
 const hang = (signal: AbortSignal): Promise<never> =>
   new Promise((_, reject) => {
-    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        reject(signal.reason as Error);
+      },
+      { once: true },
+    );
   });
 
 describe('safeRace()', () => {
@@ -37,9 +43,12 @@ describe('safeRace()', () => {
     const clock = createManualClock();
     const signals: AbortSignal[] = [];
     const run = observe(
-      safeRace([after(clock, 30, 'slow', signals), after(clock, 10, 'fast', signals), after(clock, 20, 'mid', signals)], {
-        clock,
-      }),
+      safeRace(
+        [after(clock, 30, 'slow', signals), after(clock, 10, 'fast', signals), after(clock, 20, 'mid', signals)],
+        {
+          clock,
+        },
+      ),
     );
     await clock.advance(10);
     expect(run.outcome).toEqual({ status: 'fulfilled', value: 'fast' });
@@ -94,7 +103,7 @@ describe('safeRace()', () => {
     ]);
     expect(value).toBe('sync');
     expect(started).toEqual([0, 1]);
-    expect(await safeRace([() => undefined])).toBeUndefined();
+    expect(await safeRace([() => null])).toBeNull();
     expect(await safeRace(new Set([() => Promise.resolve(7)]))).toBe(7);
   });
 

@@ -557,7 +557,9 @@ describe('retry(): Retry-After past maxMs', () => {
   it('rejects an infinite retryAfter with a TypeError (the attempt’s error as cause)', async () => {
     const clock = createManualClock();
     const attemptError = new Error('x');
-    const run = observe(retry(() => Promise.reject(attemptError), { clock, retryAfter: () => Number.POSITIVE_INFINITY }));
+    const run = observe(
+      retry(() => Promise.reject(attemptError), { clock, retryAfter: () => Number.POSITIVE_INFINITY }),
+    );
     await runAll(clock);
     const reason = reasonOf(run.outcome) as TypeError;
     expect(reason).toBeInstanceOf(TypeError);
@@ -675,7 +677,7 @@ describe('retry(): shouldRetryResult', () => {
         clock,
         maxAttempts: 3,
         backoff: exact,
-        shouldRetryResult: async (r) => r.status === 503,
+        shouldRetryResult: (r) => Promise.resolve(r.status === 503),
       }),
     );
     await runAll(clock);
@@ -714,10 +716,10 @@ describe('retry(): shouldRetryResult', () => {
     let calls = 0;
     const run = observe(
       retry(
-        async () => {
+        () => {
           calls++;
           controller.abort(reason);
-          return new FakeResponse(503);
+          return Promise.resolve(new FakeResponse(503));
         },
         { signal: controller.signal, shouldRetryResult: () => true, backoff: () => 0 },
       ),

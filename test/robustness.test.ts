@@ -10,13 +10,16 @@ import {
   cooperativeForEach,
   currentScope,
   GatherError,
+  hedge,
   isTimeoutError,
   retry,
   safeGather,
   safeGatherSettled,
+  safeRace,
   safeSleep,
   safeWaitFor,
   Semaphore,
+  singleFlight,
   TimeoutError,
   timeoutContext,
   withDeadline,
@@ -393,6 +396,8 @@ describe('an error keeps its caller’s async frames through every primitive, as
       withSafeAsync(work, { timeout: 1_000, concurrency: 2, retry: { maxAttempts: 2, backoff: () => 0 } })(),
     'Semaphore.run': () => new Semaphore(1).run(work),
     cooperativeForEach: () => cooperativeForEach([1], work),
+    'singleFlight(fn)(key)': () => singleFlight(work)('key'),
+    'singleFlight(fn)(key, { signal })': () => singleFlight(work)('key', { signal: new AbortController().signal }),
   };
 
   it.each(Object.keys(through))('%s', async (name) => {
@@ -408,17 +413,27 @@ describe('an error keeps its caller’s async frames through every primitive, as
     expect(error.stack).toMatch(HANDLER_FRAME);
   });
 
-  it('a gather’s GatherError carries the caller’s frames; its cause keeps the task’s', async () => {
-    async function handler(): Promise<unknown> {
-      return await safeGather([work]);
-    }
-    const error = (await handler().then(
-      () => undefined,
-      (e: unknown) => e,
-    )) as GatherError;
-    expect(error.stack).toMatch(HANDLER_FRAME);
-    expect((error.cause as Error).stack).toMatch(WORK_FRAME);
-  });
+  const aggregating: Record<string, () => Promise<unknown>> = {
+    safeGather: () => safeGather([work]),
+    safeRace: () => safeRace([work, work]),
+    hedge: () => hedge(work, { delayMs: 0, maxAttempts: 2 }),
+  };
+
+  it.each(Object.keys(aggregating))(
+    '%s: its GatherError carries the caller’s frames; its cause keeps the task’s',
+    async (name) => {
+      async function handler(): Promise<unknown> {
+        return await (aggregating[name] as () => Promise<unknown>)();
+      }
+      const error = (await handler().then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as GatherError;
+      expect(error).toBeInstanceOf(GatherError);
+      expect(error.stack).toMatch(HANDLER_FRAME);
+      expect((error.cause as Error).stack).toMatch(WORK_FRAME);
+    },
+  );
 
   const timingOut: Record<string, () => Promise<unknown>> = {
     withTimeout: () => withTimeout(5, () => never()),
@@ -427,6 +442,9 @@ describe('an error keeps its caller’s async frames through every primitive, as
     'retry { timeout }': () => retry(() => never(), { timeout: 5 }),
     safeGather: () => safeGather([() => never()], { timeout: 5 }),
     safeSleep: () => withTimeout(5, () => safeSleep(1_000)),
+    safeRace: () => safeRace([() => never(), () => never()], { timeout: 5 }),
+    hedge: () => hedge(() => never(), { delayMs: 1, timeout: 5 }),
+    'singleFlight(fn)(key) in a scope': () => withTimeout(5, () => singleFlight(() => never())('key')),
     'Semaphore.acquire': () => {
       const semaphore = new Semaphore(1);
       semaphore.tryAcquire();

@@ -416,9 +416,7 @@ describe('Semaphore with maxQueue (a bulkhead) and a name', () => {
       const semaphore = new Semaphore(1, { name: 'api', maxQueue: 0 });
       semaphore.tryAcquire();
       const error = await semaphore.acquire().catch((e: unknown) => e);
-      expect(recorder.messages<QueueFullMessage>('loopsafe:queue-full')).toEqual([
-        { name: 'api', maxQueue: 0, error },
-      ]);
+      expect(recorder.messages<QueueFullMessage>('loopsafe:queue-full')).toEqual([{ name: 'api', maxQueue: 0, error }]);
     } finally {
       recorder.stop();
     }

@@ -249,7 +249,10 @@ describe('singleFlight()', () => {
       return Promise.resolve(key);
     });
     for (let i = 0; i < 10_000; i++) {
-      const [a, b] = await Promise.all([load(i % 7, { signal: parent.signal }), load(i % 7, { signal: parent.signal })]);
+      const [a, b] = await Promise.all([
+        load(i % 7, { signal: parent.signal }),
+        load(i % 7, { signal: parent.signal }),
+      ]);
       expect(a).toBe(b);
     }
     expect(runs).toBe(10_000);

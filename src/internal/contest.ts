@@ -229,7 +229,7 @@ export abstract class Contest<T> {
     // At least one entrant started (a contest born cancelled rejects with the reason), and each one failed.
     const errors = this.#errors as unknown[];
     const error = createDeferred(() => new GatherError(errors));
-    rejectAtCaller(this.#resolve as (value: never) => void, this.#reject, error);
+    rejectAtCaller(this.#resolve, this.#reject, error);
   }
 
   /** The contest's scope was cancelled from outside (caller signal, own timeout, enclosing scope). */
@@ -239,6 +239,6 @@ export abstract class Contest<T> {
     this.onDone();
     // The entrants' scopes are children of this one: the cancellation reached them first.
     this.scope.exit();
-    rejectAtCaller(this.#resolve as (value: never) => void, this.#reject, reason);
+    rejectAtCaller(this.#resolve, this.#reject, reason);
   }
 }

@@ -37,7 +37,9 @@ const RETRY_OPTIONS = new Set([
 const defaultBackoff = /* @__PURE__ */ backoff();
 
 /** The validated options of one call. */
-export type Plan = Readonly<Pick<RetryOptions, 'shouldRetry' | 'shouldRetryResult' | 'onRetry' | 'retryAfter' | 'budget'>> & {
+export type Plan = Readonly<
+  Pick<RetryOptions, 'shouldRetry' | 'shouldRetryResult' | 'onRetry' | 'retryAfter' | 'budget'>
+> & {
   readonly maxAttempts: number;
   readonly delay: BackoffFunction;
   readonly maxMs: number;
@@ -60,8 +62,16 @@ export function assertRetryOptions<T>(options: RetryOptions<T> | undefined): voi
 export function readPlan<T>(options: RetryOptions<T> | undefined): Plan {
   assertOptions('retry', options, RETRY_OPTIONS);
   if (options === undefined) return DEFAULT_PLAN;
-  const { maxAttempts = 3, timeout, attemptTimeout, shouldRetry, shouldRetryResult, onRetry, retryAfter, budget } =
-    options;
+  const {
+    maxAttempts = 3,
+    timeout,
+    attemptTimeout,
+    shouldRetry,
+    shouldRetryResult,
+    onRetry,
+    retryAfter,
+    budget,
+  } = options;
   if (typeof maxAttempts !== 'number')
     throw new TypeError(`Expected \`maxAttempts\` to be a number, got ${describe(maxAttempts)}`);
   if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1) && maxAttempts !== Number.POSITIVE_INFINITY) {
