@@ -284,8 +284,6 @@ class RetryLoop<T> {
 
   /** The loop when results may be retried too: each value is judged by `shouldRetryResult`. */
   async #resultLoop(): Promise<T> {
-    const plan = this.#plan;
-    const judge = plan.shouldRetryResult as NonNullable<Plan['shouldRetryResult']>;
     for (let attempt = 1; ; attempt++) {
       this.attempts = attempt;
       let value: T;
@@ -295,45 +293,46 @@ class RetryLoop<T> {
         await this.#beforeRetry(error, attempt);
         continue;
       }
-      this.#throwIfCancelled();
-      const verdict = judge(value, { attempt });
-      // A hook is awaited only as long as the retry's deadline allows.
-      const retryable = isPromiseLike(verdict) ? await waitBounded(Promise.resolve(verdict), this.scope) : verdict;
-      this.#throwIfCancelled();
-      if (!retryable) {
-        plan.budget?.recordSuccess();
-        return value;
-      }
       // Retried like a failure, but when retrying stops, the last value is the outcome.
-      if (!(await this.#wait('result', value, attempt))) return value;
+      if (!(await this.#next('result', value, attempt))) return value;
     }
   }
 
   /** Handles attempt `attempt`'s failure: throws to stop the loop, else waits the delay. */
   async #beforeRetry(error: unknown, attempt: number): Promise<void> {
-    const plan = this.#plan;
-    // The operation scope (or anything above it) was cancelled: never retried.
-    this.#throwIfCancelled();
-    this.failed = true;
-    this.lastError = error;
-    const verdict = (plan.shouldRetry ?? defaultShouldRetry)(error, { attempt });
-    // A hook is awaited only as long as the retry's deadline allows.
-    const retryable = isPromiseLike(verdict) ? await waitBounded(Promise.resolve(verdict), this.scope) : verdict;
-    this.#throwIfCancelled();
-    if (!retryable) throw error;
-    if (!(await this.#wait('error', error, attempt))) throw error;
+    if (!(await this.#next('error', error, attempt))) throw error;
   }
 
   /**
-   * After a retryable outcome of attempt `attempt`: counts it against the
-   * budget, then waits the delay before the next attempt. Returns `false`
-   * when retrying stops there (attempts run out, the budget refuses, or — for
-   * a result — the wait would pass the deadline); throws to stop with another
-   * error (a failure whose wait would pass the deadline: its TimeoutError).
+   * After attempt `attempt`'s outcome (its error, or a value for
+   * `shouldRetryResult` to judge): decides, counts it against the budget,
+   * then waits the delay before the next attempt. Returns `false` when it is
+   * not retried — not retryable (a final result is a success), attempts run
+   * out, the budget refuses, or, for a result, the wait would pass the
+   * deadline; throws to stop with another error (a cancellation, or a
+   * failure whose wait would pass the deadline: its TimeoutError).
    */
-  async #wait(kind: 'error' | 'result', outcome: unknown, attempt: number): Promise<boolean> {
+  async #next(kind: 'error' | 'result', outcome: unknown, attempt: number): Promise<boolean> {
     const plan = this.#plan;
     const scope = this.scope;
+    // The operation scope (or anything above it) was cancelled: never retried.
+    this.#throwIfCancelled();
+    if (kind === 'error') {
+      this.failed = true;
+      this.lastError = outcome;
+    }
+    const judge =
+      kind === 'error'
+        ? (plan.shouldRetry ?? defaultShouldRetry)
+        : (plan.shouldRetryResult as NonNullable<Plan['shouldRetryResult']>);
+    const verdict = judge(outcome, { attempt });
+    // A hook is awaited only as long as the retry's deadline allows.
+    const retryable = isPromiseLike(verdict) ? await waitBounded(Promise.resolve(verdict), scope) : verdict;
+    this.#throwIfCancelled();
+    if (!retryable) {
+      if (kind === 'result') plan.budget?.recordSuccess();
+      return false;
+    }
     plan.budget?.recordFailure();
     if (attempt >= plan.maxAttempts) return false;
     if (plan.budget !== undefined && !plan.budget.canRetry()) {
