@@ -11,7 +11,7 @@ import {
 } from '../src/index.js';
 import { abortListenerCount, createManualClock } from '../src/testing.js';
 import { recordChannels } from './fixtures/channels.js';
-import { flush, never, observe, trackUnhandledRejections } from './fixtures/observe.js';
+import { flush, observe, trackUnhandledRejections } from './fixtures/observe.js';
 
 const reasonOf = (outcome: { status: string }): unknown => {
   expect(outcome.status).toBe('rejected');
@@ -156,10 +156,8 @@ describe('safeRace()', () => {
 
   it('rejects at its own timeout with its TimeoutError, and at an enclosing deadline with that scope’s', async () => {
     const clock = createManualClock();
-    const own = observe(safeRace([() => never(), () => never()], { clock, timeout: 50, name: 'mirrors' }));
-    const outer = observe(
-      withTimeout(30, () => safeRace([() => never()], { timeout: 1_000 }), { clock, name: 'request' }),
-    );
+    const own = observe(safeRace([hang, hang], { clock, timeout: 50, name: 'mirrors' }));
+    const outer = observe(withTimeout(30, () => safeRace([hang], { timeout: 1_000 }), { clock, name: 'request' }));
     await clock.advance(30);
     expect((reasonOf(outer.outcome) as TimeoutError).scopeName).toBe('request');
     expect(own.outcome.status).toBe('pending');
@@ -196,6 +194,21 @@ describe('safeRace()', () => {
     expect(names).toEqual(['lookup[0]', 'lookup[1]']);
     expect(loserSleep?.outcome.status).toBe('rejected');
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a task that cancels its own scope fails with the reason, even if it returns a value (sync or async)', async () => {
+    const error = await safeRace([
+      () => {
+        currentScope()?.cancel('R1');
+        return 'sync value';
+      },
+      async () => {
+        currentScope()?.cancel('R2');
+        await Promise.resolve();
+        return 'async value';
+      },
+    ]).catch((e: unknown) => e);
+    expect((error as GatherError).errors).toEqual(['R1', 'R2']);
   });
 
   it('publishes the winner and the losers aborted on loopsafe:race', async () => {

@@ -103,6 +103,14 @@ function failingRuns(value: unknown, sync: boolean, clock: ManualClock): Record<
     'withSafeAsync { concurrency }': () => withSafeAsync(fail, { timeout: 1_000, concurrency: 1, clock })(),
     'Semaphore.run': () => new Semaphore(1).run(fail),
     cooperativeForEach: () => cooperativeForEach([1], fail, { clock }),
+    'safeRace (every task failing)': () => safeRace([fail, fail], { clock }),
+    'hedge (every attempt failing)': () => hedge(fail, { delayMs: 5, maxAttempts: 2, clock }),
+    'singleFlight (two callers)': () => {
+      const load = singleFlight(fail);
+      const other = load('k');
+      other.catch(() => undefined);
+      return load('k');
+    },
   };
 }
 
@@ -118,9 +126,10 @@ describe('whatever a task fails with, every primitive settles on time and raises
         for (const [name, run] of outcomes) {
           expect([name, run.outcome.status]).toEqual([name, 'rejected']);
           const reason = reasonOf(run.outcome);
-          if (name.startsWith('safeGather')) {
+          if (name.startsWith('safeGather') || name.startsWith('safeRace') || name.startsWith('hedge')) {
             expect(reason).toBeInstanceOf(GatherError);
             expect((reason as GatherError).errors[0] === value).toBe(true);
+            expect((reason as GatherError).errors.every((error) => error === value)).toBe(true);
             expect(typeof (reason as GatherError).message).toBe('string');
           } else {
             expect([name, reason === value]).toEqual([name, true]);
@@ -171,7 +180,11 @@ describe('scopes nested thousands deep cancel and expire without recursion', () 
         return never();
       }
       const next = () => level(left - 1);
-      switch (left % 6) {
+      switch (left % 8) {
+        case 6:
+          return safeRace([next]);
+        case 7:
+          return hedge(next, { delayMs: Number.POSITIVE_INFINITY });
         case 0:
           return withTimeout(60_000, next);
         case 1:
@@ -328,6 +341,13 @@ describe('every timeout is published on loopsafe:timeout, with the error its cal
       semaphore.tryAcquire();
       return semaphore.acquire({ timeout: 100, clock });
     },
+    'Semaphore.acquire { timeout } of a named bulkhead': () => {
+      const semaphore = new Semaphore(1, { name: 'pool', maxQueue: 5 });
+      semaphore.tryAcquire();
+      return semaphore.acquire({ timeout: 100, clock });
+    },
+    'safeRace { timeout }': () => safeRace([() => never(), () => never()], { timeout: 100, clock }),
+    'hedge { timeout }': () => hedge(() => never(), { delayMs: 30, maxAttempts: 3, timeout: 100, clock }),
     'cooperativeForEach in a scope': () =>
       withTimeout(100, () => cooperativeForEach([1, 2], () => safeSleep(60, { clock })), { clock }),
   });

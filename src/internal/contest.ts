@@ -139,13 +139,13 @@ export abstract class Contest<T> {
     }
     if (!(result instanceof Promise)) {
       this.#settled(index, child);
-      this.#won(index, result);
+      this.#fulfilled(index, child, result);
       return;
     }
     result.then(
       (value: T) => {
         this.#settled(index, child);
-        this.#won(index, value);
+        this.#fulfilled(index, child, value);
       },
       (error: unknown) => {
         this.#settled(index, child);
@@ -183,6 +183,16 @@ export abstract class Contest<T> {
       // Born cancelled (its parent is): listed as overdue, held weakly, left when the loser settles.
       (this.#zombies ??= [])[i] = openChild(loser, { name: loser.name });
     }
+  }
+
+  /**
+   * An entrant fulfilled. One whose own scope was cancelled while it ran (it
+   * cancelled `currentScope()`) failed with that reason, as a scope's owner
+   * does in `runScoped`: a cancelled entrant never wins.
+   */
+  #fulfilled(index: number, child: ScopeNode, value: T): void {
+    if (child.cancelled) this.#failed(child.reason);
+    else this.#won(index, value);
   }
 
   #won(index: number, value: T): void {
