@@ -78,6 +78,7 @@ class Hedge<T> extends Contest<T> {
   readonly #fn: (signal: AbortSignal, attempt: number) => T | PromiseLike<T>;
   readonly #delayMs: number;
   readonly #maxAttempts: number;
+  readonly #scope: ScopeNode;
   #started = 0;
   #delay: HedgeDelay | undefined = undefined;
 
@@ -87,7 +88,8 @@ class Hedge<T> extends Contest<T> {
     delayMs: number,
     maxAttempts: number,
   ) {
-    super(scope);
+    super(scope, scope.name);
+    this.#scope = scope;
     this.#fn = fn;
     this.#delayMs = delayMs;
     this.#maxAttempts = maxAttempts;
@@ -119,7 +121,7 @@ class Hedge<T> extends Contest<T> {
   next(trigger: 'delay' | 'failure' | undefined): void {
     this.#stopDelay();
     if (this.done || this.closed) return;
-    const scope = this.scope;
+    const scope = this.#scope;
     if (scope.expired) {
       // Never an attempt past the deadline: expiring the scope now rejects the hedge with its TimeoutError.
       try {

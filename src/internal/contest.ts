@@ -15,6 +15,7 @@
  * @internal
  * @module
  */
+import type { Clock } from '../clock.js';
 import { GatherError } from '../errors.js';
 import { enterScope, openChild, type ScopeNode } from './engine/index.js';
 import { runSoon } from './platform.js';
@@ -28,6 +29,8 @@ import { createDeferred, rejectAtCaller } from './stacks.js';
  */
 const lostReasons = /* @__PURE__ */ new Map<string, DOMException>();
 const MAX_CACHED_REASONS = 256;
+/** Entrant names are kept for the first few indexes of a contest name (a race of a million tasks keeps 64). */
+const MAX_CACHED_NAMES = 64;
 
 function lostReason(name: string): DOMException {
   let reason = lostReasons.get(name);
@@ -55,8 +58,31 @@ function listStuckLosers(): void {
   for (const contest of contests) contest?.listStillRunning();
 }
 
+/** The entrant names of each contest name: a template string per entrant per call is garbage. */
+const namesByContest = /* @__PURE__ */ new Map<string, string[]>();
+
+function entrantNames(name: string): string[] {
+  let names = namesByContest.get(name);
+  if (names === undefined) {
+    names = [];
+    if (namesByContest.size < MAX_CACHED_REASONS) namesByContest.set(name, names);
+  }
+  return names;
+}
+
 export abstract class Contest<T> {
-  readonly scope: ScopeNode;
+  /**
+   * The contest's scope; `undefined` when nothing could cancel the contest (no
+   * timeout, no signal, no enclosing scope: a race opens none, and its
+   * entrants' scopes are roots).
+   */
+  readonly #scope: ScopeNode | undefined;
+  /** The entrants' clock when the contest has no scope to inherit one from. */
+  readonly #clock: Clock | undefined;
+  /** Its name, and its entrants' names' stem. */
+  readonly name: string;
+  /** The names of its entrants, made once per name (`name[0]`, `name[1]`, …). */
+  readonly #names: string[];
   readonly promise: Promise<T>;
   #resolve!: (value: T) => void;
   #reject!: (reason: unknown) => void;
@@ -74,8 +100,11 @@ export abstract class Contest<T> {
   /** Decided: won, all failed, or cancelled from outside. Every later outcome is absorbed. */
   done = false;
 
-  constructor(scope: ScopeNode) {
-    this.scope = scope;
+  constructor(scope: ScopeNode | undefined, name: string, clock?: Clock) {
+    this.#scope = scope;
+    this.#clock = clock;
+    this.name = name;
+    this.#names = entrantNames(name);
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -88,7 +117,8 @@ export abstract class Contest<T> {
    * cancelled or expired enclosing scope).
    */
   protected begin(): boolean {
-    const scope = this.scope;
+    const scope = this.#scope;
+    if (scope === undefined) return true;
     if (scope.cancelled) {
       this.#stopped(scope.reason);
       return false;
@@ -125,8 +155,13 @@ export abstract class Contest<T> {
    * ambient while it runs. A synchronous outcome is recorded at once.
    */
   enter(index: number, fn: (signal: AbortSignal) => T | PromiseLike<T>): void {
-    const scope = this.scope;
-    const child = openChild(scope, { name: `${scope.name}[${String(index)}]` });
+    const names = this.#names;
+    let name = names[index];
+    if (name === undefined) {
+      name = `${this.name}[${String(index)}]`;
+      if (index < MAX_CACHED_NAMES) names[index] = name;
+    }
+    const child = openChild(this.#scope, { name, clock: this.#clock });
     this.#running[index] = child;
     this.#active++;
     let result: T | Promise<T>;
@@ -202,7 +237,7 @@ export abstract class Contest<T> {
     const running = this.#running;
     let losers = 0;
     if (this.#active > 0) {
-      const reason = lostReason(this.scope.name);
+      const reason = lostReason(this.name);
       for (let i = 0; i < running.length; i++) {
         const loser = running[i];
         if (loser === undefined) continue;
@@ -218,7 +253,7 @@ export abstract class Contest<T> {
       if (this.#slot === 0) runSoon(listStuckLosers);
     }
     this.onWin(index, losers);
-    this.scope.exit();
+    this.#scope?.exit();
     this.#resolve(value);
   }
 
@@ -235,7 +270,7 @@ export abstract class Contest<T> {
   #allFailed(): void {
     this.done = true;
     this.onDone();
-    this.scope.exit();
+    this.#scope?.exit();
     // At least one entrant started (a contest born cancelled rejects with the reason), and each one failed.
     const errors = this.#errors as unknown[];
     const error = createDeferred(() => new GatherError(errors));
@@ -248,7 +283,7 @@ export abstract class Contest<T> {
     this.done = true;
     this.onDone();
     // The entrants' scopes are children of this one: the cancellation reached them first.
-    this.scope.exit();
+    this.#scope?.exit();
     rejectAtCaller(this.#resolve, this.#reject, reason);
   }
 }
