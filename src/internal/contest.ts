@@ -35,8 +35,15 @@ const MAX_CACHED_NAMES = 64;
 function lostReason(name: string): DOMException {
   let reason = lostReasons.get(name);
   if (reason === undefined) {
-    // Made without a stack (it would only show this line): the losers need its name and message.
-    reason = createDeferred(() => new DOMException(`${name} was cancelled: another task won`, 'AbortError'));
+    // Made without a stack, and never given one (it is shared: no one call's frames are its own); the
+    // losers need its name and message.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      reason = new DOMException(`${name} was cancelled: another task won`, 'AbortError');
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     if (lostReasons.size < MAX_CACHED_REASONS) lostReasons.set(name, reason);
   }
   return reason;
