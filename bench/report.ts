@@ -21,7 +21,7 @@ const root = join(here, '..');
 const resultsDir = join(here, 'results');
 const mediaDir = join(root, 'docs', 'media');
 
-const benchNames = ['scenarios', 'timeout', 'retry', 'gather', 'memory', 'als', 'policies'] as const;
+const benchNames = ['scenarios', 'timeout', 'retry', 'gather', 'memory', 'als', 'http', 'policies', 'race'] as const;
 type BenchName = (typeof benchNames)[number];
 
 /** The results of one runtime (bench/results/<key>/). */
@@ -573,6 +573,14 @@ async function main(): Promise<void> {
       );
       parts.push('![Requests reaching a failing upstream](media/breaker.svg)');
     }
+  }
+  const race = sideBySide(runtimes, 'race', 'race', [
+    ['usPerCall', 'µs / call'],
+    ['ratio', 'Ratio to abort-controller-x race'],
+  ]);
+  if (race !== undefined) {
+    parts.push('### Racing two tasks: `safeRace` against abort-controller-x');
+    parts.push(race);
   }
 
   const block = `<!-- results:start -->\n${parts.join('\n\n')}\n<!-- results:end -->`;

@@ -182,6 +182,7 @@ try {
      const samples = {
        TimeoutError: (C) => new C('late', { scopeName: 's', timeoutMs: 1 }),
        GatherError: (C) => new C([new Error('x')]),
+       QueueFullError: (C) => new C('db', 1),
      };
      let classes = 0;
      for (const [build, exports] of Object.entries(builds)) {
@@ -217,7 +218,7 @@ try {
  */
 function checkPublishedTypes(dist) {
   const internal =
-    /\b(CancelNode|ScopeNode|LeafWait|SignalHub|Waiter|SemaphorePermit|QueuedDeadline|ClockDeadline|createDeferred|rejectAtCaller|countThrottled|assertRetryOptions|timerLagSource|DEFAULT_BACKOFF_MAX_MS)\b/;
+    /\b(CancelNode|ScopeNode|LeafWait|SignalHub|Waiter|SemaphorePermit|Contest|HedgeDelay|FlightWait|lostReason|QueuedDeadline|ClockDeadline|createDeferred|rejectAtCaller|countThrottled|assertRetryOptions|timerLagSource|DEFAULT_BACKOFF_MAX_MS)\b/;
   const underscoreMember = /^\s*(?:readonly\s+|static\s+|protected\s+)*_[A-Za-z]\w*\??\s*[(:<]/m;
   const declarations = readdirSync(dist).filter((file) => /\.d\.c?ts$/.test(file));
   if (declarations.length === 0) throw new Error('no declarations in the tarball');

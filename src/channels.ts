@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { TimeoutError } from './errors.js';
+import type { QueueFullError, TimeoutError } from './errors.js';
 import type { Scope } from './scope.js';
 
 /**
@@ -43,6 +43,14 @@ export const channelNames = /* @__PURE__ */ Object.freeze({
   circuit: 'loopsafe:circuit',
   /** A rate limiter turned an `acquire` away: {@link RateLimitMessage}. */
   rateLimit: 'loopsafe:rate-limit',
+  /** A `safeRace` was won and its running losers aborted: {@link RaceMessage}. */
+  race: 'loopsafe:race',
+  /** A `hedge` started another attempt: {@link HedgeMessage}. */
+  hedge: 'loopsafe:hedge',
+  /** A `singleFlight` call shared a run in flight, or its last caller left and the run was aborted: {@link SingleFlightMessage}. */
+  singleFlight: 'loopsafe:single-flight',
+  /** A `Semaphore` with `maxQueue` turned a caller away: {@link QueueFullMessage}. */
+  queueFull: 'loopsafe:queue-full',
 } as const);
 
 /**
@@ -78,8 +86,12 @@ export interface RetryMessage {
   readonly attempt: number;
   /** How long retry waits before the next attempt, in milliseconds. */
   readonly delayMs: number;
-  /** The failed attempt's error (any thrown value). */
+  /** `'error'`: the attempt failed; `'result'`: its value was retried by `shouldRetryResult`. */
+  readonly kind: 'error' | 'result';
+  /** The failed attempt's error (any thrown value); `undefined` for a retried result. */
   readonly error: unknown;
+  /** The retried result; `undefined` for a failure. */
+  readonly value: unknown;
 }
 
 /**
@@ -224,4 +236,84 @@ export interface RateLimitMessage {
   readonly cost: number;
   /** Milliseconds until they would be available (the error's `retryAfterMs`). */
   readonly retryAfterMs: number;
+}
+
+/**
+ * Published on `loopsafe:race` when a {@link safeRace} is won: the winner's
+ * index, and how many losers were still running and were aborted.
+ *
+ * @category Diagnostics
+ */
+export interface RaceMessage {
+  /** The race's name. */
+  readonly name: string;
+  /** The index of the winning task in `tasks`. */
+  readonly winner: number;
+  /** How many other tasks were still running and were aborted. */
+  readonly aborted: number;
+}
+
+/**
+ * Why {@link hedge} started another attempt: its `delayMs` passed with no
+ * attempt fulfilled, or an attempt failed (the next one starts at once).
+ *
+ * @category Diagnostics
+ */
+export type HedgeTrigger = 'delay' | 'failure';
+
+/**
+ * Published on `loopsafe:hedge` each time a {@link hedge} starts an attempt
+ * after the first (a hedged attempt), before it runs.
+ *
+ * @category Diagnostics
+ */
+export interface HedgeMessage {
+  /** The hedge's name. */
+  readonly name: string;
+  /** The attempt being started, counted from 1 (so ≥ 2). */
+  readonly attempt: number;
+  /** `'delay'`: `delayMs` passed with no attempt fulfilled; `'failure'`: an attempt failed. */
+  readonly trigger: HedgeTrigger;
+  /** Attempts still running beside it (the ones it hedges). */
+  readonly running: number;
+}
+
+/**
+ * What happened to a {@link singleFlight} run.
+ *
+ * @category Diagnostics
+ */
+export type SingleFlightEvent = 'join' | 'abandon';
+
+/**
+ * Published on `loopsafe:single-flight` when a call joins a run already in
+ * flight for its key (`'join'`: one run saved), and when the last caller of
+ * a run leaves before it settled (`'abandon'`: the run is aborted).
+ *
+ * @category Diagnostics
+ */
+export interface SingleFlightMessage {
+  /** The single-flight's name. */
+  readonly name: string;
+  /** The key of the run. */
+  readonly key: unknown;
+  /** `'join'` or `'abandon'`. */
+  readonly event: SingleFlightEvent;
+  /** The callers waiting for the run after this event (`0` for `'abandon'`). */
+  readonly callers: number;
+}
+
+/**
+ * Published on `loopsafe:queue-full` each time a {@link Semaphore} created
+ * with `maxQueue` rejects an `acquire` because its queue is full.
+ *
+ * @category Diagnostics
+ */
+export interface QueueFullMessage {
+  /** The semaphore's name (`'Semaphore'` when it was given none). */
+  readonly name: string;
+  /** Its `maxQueue`. */
+  readonly maxQueue: number;
+  /** The error the caller receives. */
+  readonly error: QueueFullError;
 }

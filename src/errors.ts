@@ -7,7 +7,13 @@
  */
 
 import { describeThrown } from './internal/stacks.js';
-import { assertDuration, assertOptionalString, assertOptions, describe } from './internal/validate.js';
+import {
+  assertDuration,
+  assertOptionalString,
+  assertOptions,
+  assertQueueLimit,
+  describe,
+} from './internal/validate.js';
 
 const TIMEOUT_ERROR_OPTIONS = /* @__PURE__ */ new Set(['scopeName', 'timeoutMs', 'cause']);
 
@@ -363,4 +369,71 @@ export class RateLimitError extends Error {
  */
 export function isRateLimitError(error: unknown): error is Error {
   return followCauses(error, (candidate) => read(candidate, 'name') === 'RateLimitError');
+}
+
+/**
+ * A bulkhead turned a caller away: a {@link Semaphore} created with
+ * `maxQueue` had no free permit and `maxQueue` callers already waiting, so
+ * `acquire()` (and `run()`) rejected at once instead of queueing. The work
+ * was not started; retrying later, or answering 503, is the caller's choice.
+ *
+ * @category Errors
+ * @example
+ * ```ts
+ * import { Semaphore, isQueueFullError } from 'loopsafe';
+ *
+ * const pool = new Semaphore(1, { name: 'db', maxQueue: 0 });
+ * using permit = pool.tryAcquire();
+ * const error = await pool.acquire().catch((e: unknown) => e);
+ * console.log(isQueueFullError(error), (error as Error).message); // true 'Semaphore "db" is full: no permit is free and 0 caller(s) already wait (maxQueue)'
+ * console.log(permit !== undefined); // true
+ * ```
+ */
+export class QueueFullError extends Error {
+  /** Always `'QueueFullError'`. */
+  override readonly name = 'QueueFullError' as const;
+  /** The name of the semaphore that was full (`'Semaphore'` when it was given none). */
+  readonly semaphoreName: string;
+  /** The semaphore's `maxQueue`: how many callers may wait for a permit. */
+  readonly maxQueue: number;
+
+  /**
+   * @param semaphoreName - The full semaphore's name.
+   * @param maxQueue - Its `maxQueue`.
+   * @param message - Human-readable description. Defaults to one naming the semaphore and its queue.
+   * @throws `TypeError`/`RangeError` for a `semaphoreName` or `message` that is not a string, or a bad `maxQueue`.
+   */
+  constructor(semaphoreName: string, maxQueue: number, message?: string) {
+    if (typeof semaphoreName !== 'string')
+      throw new TypeError(`Expected \`semaphoreName\` to be a string, got ${describe(semaphoreName)}`);
+    assertQueueLimit('maxQueue', maxQueue);
+    assertOptionalString('message', message);
+    super(
+      message ??
+        `Semaphore "${semaphoreName}" is full: no permit is free and ${String(maxQueue)} caller(s) already wait (maxQueue)`,
+    );
+    this.semaphoreName = semaphoreName;
+    this.maxQueue = maxQueue;
+    Error.captureStackTrace(this, new.target);
+  }
+}
+
+/**
+ * Tells whether `error` is a {@link QueueFullError} — of this copy of loopsafe
+ * or another (it reads the `name`, not `instanceof` alone) — itself or
+ * anywhere along its `.cause` chain.
+ *
+ * @param error - Any thrown value.
+ * @returns `true` when it is, or wraps, a full bulkhead's rejection.
+ * @category Errors
+ * @example
+ * ```ts
+ * import { isQueueFullError, QueueFullError } from 'loopsafe';
+ *
+ * console.log(isQueueFullError(new QueueFullError('db', 10))); // true
+ * console.log(isQueueFullError(new Error('other'))); // false
+ * ```
+ */
+export function isQueueFullError(error: unknown): error is QueueFullError {
+  return followCauses(error, (candidate) => read(candidate, 'name') === 'QueueFullError');
 }

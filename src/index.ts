@@ -11,8 +11,10 @@ export {
   GatherError,
   isAbortError,
   isBrokenCircuitError,
+  isQueueFullError,
   isRateLimitError,
   isTimeoutError,
+  QueueFullError,
   RateLimitError,
   TimeoutError,
   type BrokenCircuitErrorOptions,
@@ -43,7 +45,16 @@ export {
   type Jitter,
   type ProgressiveDelayOptions,
 } from './backoff.js';
-export { retry, type RetryContext, type RetryEvent, type RetryOptions } from './retry.js';
+export {
+  defaultShouldRetry,
+  retry,
+  type RetryAfterContext,
+  type RetryContext,
+  type RetryDecisionContext,
+  type RetryEvent,
+  type RetryOptions,
+  type RetryOutcomeKind,
+} from './retry.js';
 export { parseRetryAfter } from './retry-after.js';
 export { RetryBudget, type RetryBudgetOptions, type RetryBudgetSnapshot } from './retry-budget.js';
 export {
@@ -55,7 +66,15 @@ export {
   type GatherTask,
 } from './gather.js';
 export { Mutex } from './mutex.js';
-export { Semaphore, type AcquireOptions, type Permit } from './semaphore.js';
+export { Semaphore, type AcquireOptions, type Permit, type SemaphoreOptions } from './semaphore.js';
+export { safeRace, type RaceOptions, type RaceResult } from './race.js';
+export { hedge, type HedgeOptions } from './hedge.js';
+export {
+  singleFlight,
+  type SingleFlight,
+  type SingleFlightCallOptions,
+  type SingleFlightOptions,
+} from './single-flight.js';
 export {
   CircuitBreaker,
   type CircuitBreakerOptions,
@@ -88,10 +107,16 @@ export {
   type CircuitTransitionReason,
   type GatherCancelCause,
   type GatherCancelMessage,
+  type HedgeMessage,
+  type HedgeTrigger,
   type OverloadReason,
+  type QueueFullMessage,
+  type RaceMessage,
   type RateLimitMessage,
   type RetryMessage,
   type ShedMessage,
+  type SingleFlightEvent,
+  type SingleFlightMessage,
   type StallKind,
   type StallMessage,
   type TimeoutMessage,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { Semaphore } from './semaphore.js';
+import { Semaphore, type SemaphoreOptions } from './semaphore.js';
 
 /**
  * A mutual-exclusion lock: a {@link Semaphore} with a single permit, with the
@@ -30,8 +30,12 @@ import { Semaphore } from './semaphore.js';
  * ```
  */
 export class Mutex extends Semaphore {
-  constructor() {
-    super(1);
+  /**
+   * @param options - `name`, `maxQueue` (as {@link Semaphore}'s).
+   * @throws `TypeError`/`RangeError` (synchronously) for a bad option.
+   */
+  constructor(options?: SemaphoreOptions) {
+    super(1, options);
   }
 
   /** `true` while the lock is held. */

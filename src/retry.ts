@@ -7,7 +7,7 @@
  */
 import type { BackoffFunction, BackoffOptions } from './backoff.js';
 import type { Clock } from './clock.js';
-import { TimeoutError } from './errors.js';
+import { isAbortError, TimeoutError } from './errors.js';
 import {
   ambientScope,
   clockFor,
@@ -48,8 +48,12 @@ export interface RetryContext {
  * @category Backoff and retry
  */
 export interface RetryEvent {
-  /** The failed attempt's error (any thrown value). */
+  /** `'error'`: the attempt failed; `'result'`: it fulfilled with a value `shouldRetryResult` retries. */
+  readonly kind: RetryOutcomeKind;
+  /** The failed attempt's error (any thrown value); `undefined` for a retried result. */
   readonly error: unknown;
+  /** The retried result (for `kind: 'result'`); `undefined` for a failure. */
+  readonly value: unknown;
   /** The attempt that failed, counted from 1. */
   readonly attempt: number;
   /** How long retry waits before the next attempt. */
@@ -57,11 +61,76 @@ export interface RetryEvent {
 }
 
 /**
+ * What is being retried: an attempt's error, or a result that
+ * {@link RetryOptions.shouldRetryResult} asked to retry.
+ *
+ * @category Backoff and retry
+ */
+export type RetryOutcomeKind = 'error' | 'result';
+
+/**
+ * What {@link RetryOptions.retryAfter} receives beside the outcome.
+ *
+ * @category Backoff and retry
+ */
+export interface RetryAfterContext {
+  /** The attempt whose outcome is retried, counted from 1. */
+  readonly attempt: number;
+  /** `'error'`: the outcome is the attempt's error; `'result'`: it is the value it fulfilled with. */
+  readonly kind: RetryOutcomeKind;
+}
+
+/**
+ * What {@link RetryOptions.shouldRetry} and {@link RetryOptions.shouldRetryResult} receive beside the outcome.
+ *
+ * @category Backoff and retry
+ */
+export interface RetryDecisionContext {
+  /** The attempt whose outcome is judged, counted from 1. */
+  readonly attempt: number;
+}
+
+/**
+ * The default of {@link RetryOptions.shouldRetry}: every error is worth
+ * retrying except an abort — a cancellation is never a transient failure
+ * (an `AbortError` of the platform, Node, or a peer such as p-retry's, by
+ * {@link isAbortError}; a {@link TimeoutError}, an attempt cut by
+ * `attemptTimeout` included, is retried). An outside cancellation (the
+ * caller's `signal`, an enclosing scope) is never retried whatever the
+ * predicate says. Compose your own predicate with it.
+ *
+ * @param error - The failed attempt's error.
+ * @param _context - `{ attempt }` (unused by the default).
+ * @returns Whether to retry.
+ * @category Backoff and retry
+ * @example
+ * ```ts
+ * import { defaultShouldRetry, retry } from 'loopsafe';
+ *
+ * class HttpError extends Error {
+ *   constructor(readonly status: number) { super(`HTTP ${status}`); }
+ * }
+ * let calls = 0;
+ * const error = await retry(async () => { calls++; throw new HttpError(404); }, {
+ *   backoff: () => 0,
+ *   // Client errors are final; everything else as by default.
+ *   shouldRetry: (e, context) => !(e instanceof HttpError && e.status < 500) && defaultShouldRetry(e, context),
+ * }).catch((e: unknown) => e);
+ * console.log((error as Error).message, calls); // 'HTTP 404' 1
+ * console.log(defaultShouldRetry(new Error('ECONNRESET'), { attempt: 1 })); // true
+ * console.log(defaultShouldRetry(new DOMException('stop', 'AbortError'), { attempt: 1 })); // false
+ * ```
+ */
+export function defaultShouldRetry(error: unknown, _context: RetryDecisionContext): boolean {
+  return !isAbortError(error);
+}
+
+/**
  * Options for {@link retry}.
  *
  * @category Backoff and retry
  */
-export interface RetryOptions {
+export interface RetryOptions<T = unknown> {
   /**
    * Attempts in all, first included: an integer ≥ 1, or `Infinity` (bound it with `timeout`).
    * @defaultValue `3`
@@ -88,20 +157,34 @@ export interface RetryOptions {
    * Decides whether a failed attempt's error is worth retrying. Consulted for every failure
    * (the last included) except an outside cancellation; only retryable failures count against
    * the `budget`. If it throws, retry rejects with that error.
-   * @defaultValue every error is retryable
+   * @defaultValue {@link defaultShouldRetry}: every error but an abort
    */
-  shouldRetry?: ((error: unknown, context: { readonly attempt: number }) => boolean | PromiseLike<boolean>) | undefined;
+  shouldRetry?: ((error: unknown, context: RetryDecisionContext) => boolean | PromiseLike<boolean>) | undefined;
+  /**
+   * Decides whether a *result* is worth retrying — a `Response` with status 503, a job still
+   * pending. Consulted for every value an attempt fulfils with; `true` retries it like a
+   * failure (backoff, `retryAfter`, `onRetry`, `budget`, deadline). When retry stops retrying
+   * it — attempts run out, the budget refuses, or the next wait would pass the deadline — the
+   * last value is **returned**, not thrown. If it throws, retry rejects with that error.
+   * @defaultValue none: every result is final
+   */
+  shouldRetryResult?: ((value: T, context: RetryDecisionContext) => boolean | PromiseLike<boolean>) | undefined;
   /**
    * Called (and awaited) before each wait. If it throws, retry rejects with that error.
    * @defaultValue none
    */
   onRetry?: ((event: RetryEvent) => void | PromiseLike<void>) | undefined;
   /**
-   * Reads the wait the server asked for (in ms) from an error, e.g. with {@link parseRetryAfter}.
-   * A number replaces the backoff delay (capped by `maxMs`); `undefined` keeps the backoff.
+   * Reads the wait the server asked for (in ms), e.g. with {@link parseRetryAfter}, from the
+   * outcome being retried: the attempt's error, or — for a result retried by
+   * `shouldRetryResult` (`context.kind === 'result'`) — the value itself, such as a 429/503
+   * `Response` whose `Retry-After` header says when to come back. A finite number ≥ 0
+   * replaces the backoff delay and is honoured in full, past the backoff's `maxMs`, as long as
+   * the wait fits the deadline; when it does not, retry gives up at once. `undefined` keeps
+   * the backoff delay.
    * @defaultValue none: always the backoff delay
    */
-  retryAfter?: ((error: unknown) => number | undefined) | undefined;
+  retryAfter?: ((outcome: unknown, context: RetryAfterContext) => number | undefined) | undefined;
   /**
    * A {@link RetryBudget} shared with other calls to the same dependency.
    * @defaultValue none: retries limited by `maxAttempts` only
@@ -163,9 +246,10 @@ class RetryLoop<T> {
 
   /**
    * Runs attempt 1 without an async frame (the success path stays cheap);
-   * only a failure enters the retry loop.
+   * only a failure — or, with `shouldRetryResult`, any result — enters the retry loop.
    */
   run(): T | PromiseLike<T> {
+    if (this.#plan.shouldRetryResult !== undefined) return this.#resultLoop();
     let result: T | PromiseLike<T>;
     try {
       result = this.#attempt(1);
@@ -198,39 +282,81 @@ class RetryLoop<T> {
     }
   }
 
+  /** The loop when results may be retried too: each value is judged by `shouldRetryResult`. */
+  async #resultLoop(): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      this.attempts = attempt;
+      let value: T;
+      try {
+        value = await this.#attempt(attempt);
+      } catch (error) {
+        await this.#beforeRetry(error, attempt);
+        continue;
+      }
+      // Retried like a failure, but when retrying stops, the last value is the outcome.
+      if (!(await this.#next('result', value, attempt))) return value;
+    }
+  }
+
   /** Handles attempt `attempt`'s failure: throws to stop the loop, else waits the delay. */
   async #beforeRetry(error: unknown, attempt: number): Promise<void> {
+    if (!(await this.#next('error', error, attempt))) throw error;
+  }
+
+  /**
+   * After attempt `attempt`'s outcome (its error, or a value for
+   * `shouldRetryResult` to judge): decides, counts it against the budget,
+   * then waits the delay before the next attempt. Returns `false` when it is
+   * not retried — not retryable (a final result is a success), attempts run
+   * out, the budget refuses, or, for a result, the wait would pass the
+   * deadline; throws to stop with another error (a cancellation, or a
+   * failure whose wait would pass the deadline: its TimeoutError).
+   */
+  async #next(kind: 'error' | 'result', outcome: unknown, attempt: number): Promise<boolean> {
     const plan = this.#plan;
     const scope = this.scope;
     // The operation scope (or anything above it) was cancelled: never retried.
     this.#throwIfCancelled();
-    this.failed = true;
-    this.lastError = error;
-    if (plan.shouldRetry !== undefined) {
-      const verdict = plan.shouldRetry(error, { attempt });
-      // A hook is awaited only as long as the retry's deadline allows.
-      const retryable = isPromiseLike(verdict) ? await waitBounded(Promise.resolve(verdict), scope) : verdict;
-      this.#throwIfCancelled();
-      if (!retryable) throw error;
+    if (kind === 'error') {
+      this.failed = true;
+      this.lastError = outcome;
+    }
+    const judge =
+      kind === 'error'
+        ? (plan.shouldRetry ?? defaultShouldRetry)
+        : (plan.shouldRetryResult as NonNullable<Plan['shouldRetryResult']>);
+    const verdict = judge(outcome, { attempt });
+    // A hook is awaited only as long as the retry's deadline allows.
+    const retryable = isPromiseLike(verdict) ? await waitBounded(Promise.resolve(verdict), scope) : verdict;
+    this.#throwIfCancelled();
+    if (!retryable) {
+      if (kind === 'result') plan.budget?.recordSuccess();
+      return false;
     }
     plan.budget?.recordFailure();
-    if (attempt >= plan.maxAttempts) throw error;
+    if (attempt >= plan.maxAttempts) return false;
     if (plan.budget !== undefined && !plan.budget.canRetry()) {
       countThrottled(plan.budget);
-      throw error;
+      return false;
     }
-    const delayMs = this.#delayFor(error, attempt);
+    const delayMs = this.#delayFor(kind, outcome, attempt);
     if (scope !== undefined) {
       scope.check();
       const remaining = scope.remaining();
-      if (delayMs >= remaining) throw this.#gaveUp(scope, error, delayMs, remaining);
+      if (delayMs >= remaining) {
+        if (kind === 'result') return false;
+        throw this.#gaveUp(scope, outcome, delayMs, remaining);
+      }
     }
-    publishRetry(this.#name, attempt, delayMs, error);
+    const error = kind === 'error' ? outcome : undefined;
+    const value = kind === 'result' ? outcome : undefined;
+    publishRetry(this.#name, attempt, delayMs, kind, error, value);
     if (plan.onRetry !== undefined) {
-      const done = plan.onRetry({ error, attempt, delayMs });
+      const done = plan.onRetry({ kind, error, value, attempt, delayMs });
       if (isPromiseLike(done)) await waitBounded(Promise.resolve(done), scope);
     }
     await safeSleep(delayMs, { clock: this.#clock });
+    return true;
   }
 
   /** Stops the loop once the operation scope is cancelled (its promise has already rejected). */
@@ -248,20 +374,24 @@ class RetryLoop<T> {
     return runScoped(child, (s) => this.#fn(new Attempt(attempt, s)));
   }
 
-  /** The server's `retryAfter`, else the backoff delay — capped by `maxMs`. */
-  #delayFor(error: unknown, attempt: number): number {
+  /**
+   * The server's `retryAfter`, honoured in full (the deadline still bounds
+   * it: see `#wait`), else the backoff delay, capped by `maxMs`.
+   */
+  #delayFor(kind: 'error' | 'result', outcome: unknown, attempt: number): number {
     const plan = this.#plan;
-    const asked = plan.retryAfter?.(error);
-    const delayMs = asked === undefined ? plan.delay(attempt, this.#previousDelay) : asked;
-    if (typeof delayMs !== 'number' || !(delayMs >= 0)) {
-      const source = asked === undefined ? 'backoff(attempt)' : 'retryAfter(error)';
-      throw new TypeError(
-        `Expected \`${source}\` to return a non-negative number of milliseconds, got ${describe(delayMs)}; ` +
-          `the attempt's error is the cause`,
-        { cause: error },
-      );
+    const asked = plan.retryAfter?.(outcome, { attempt, kind });
+    if (asked === undefined) {
+      const delayMs = plan.delay(attempt, this.#previousDelay);
+      if (typeof delayMs !== 'number' || !(delayMs >= 0)) throw badDelay('backoff(attempt)', delayMs, kind, outcome);
+      return (this.#previousDelay = Math.min(delayMs, plan.maxMs));
     }
-    return (this.#previousDelay = Math.min(delayMs, plan.maxMs));
+    if (typeof asked !== 'number' || !(asked >= 0 && asked !== Number.POSITIVE_INFINITY)) {
+      throw badDelay(kind === 'error' ? 'retryAfter(error)' : 'retryAfter(value)', asked, kind, outcome);
+    }
+    // The backoff goes on from its own scale: a long server-asked wait does not inflate the next delay.
+    this.#previousDelay = Math.min(asked, plan.maxMs);
+    return asked;
   }
 
   /**
@@ -298,6 +428,15 @@ class RetryLoop<T> {
         ),
     );
   }
+}
+
+/** The error for a hook or backoff function that returned no valid delay: the outcome retried is its cause. */
+function badDelay(source: string, delayMs: unknown, kind: 'error' | 'result', outcome: unknown): TypeError {
+  return new TypeError(
+    `Expected \`${source}\` to return a non-negative number of milliseconds (finite), got ${describe(delayMs)}; ` +
+      `the attempt's ${kind === 'error' ? 'error' : 'result'} is the cause`,
+    { cause: outcome },
+  );
 }
 
 /**
@@ -352,7 +491,7 @@ class RetryLoop<T> {
  */
 export function retry<T>(
   fn: (context: RetryContext) => T | PromiseLike<T>,
-  options?: RetryOptions,
+  options?: RetryOptions<Awaited<T>>,
 ): Promise<Awaited<T>> {
   assertFunction('fn', fn);
   const plan = readPlan(options);

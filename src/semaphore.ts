@@ -6,17 +6,43 @@
  */
 import type { Clock } from './clock.js';
 import { ambientScope, clockFor, LeafWait, openScope, runScoped, type ScopeNode } from './internal/engine/index.js';
+import { QueueFullError } from './errors.js';
 import { newTimeoutError } from './internal/engine/timeout-error.js';
-import { publishTimeout } from './internal/publish.js';
-import { rejectedAtCaller } from './internal/stacks.js';
+import { publishQueueFull, publishTimeout } from './internal/publish.js';
+import { createDeferred, rejectedAtCaller } from './internal/stacks.js';
 import {
   assertClock,
   assertCount,
   assertDuration,
   assertFunction,
+  assertOptionalString,
   assertOptions,
+  assertQueueLimit,
   assertSignal,
 } from './internal/validate.js';
+
+/**
+ * Options for {@link Semaphore} (and {@link Mutex}).
+ *
+ * @category Primitives
+ */
+export interface SemaphoreOptions {
+  /**
+   * Names the semaphore in its errors: a {@link QueueFullError}'s `semaphoreName`, the
+   * {@link TimeoutError} of an `acquire` timeout (its `scopeName`), and `run`'s scope.
+   * @defaultValue none: `'Semaphore'` in a {@link QueueFullError}, `'Semaphore.acquire'` / `'Semaphore.run'` in scopes
+   */
+  name?: string | undefined;
+  /**
+   * The most callers that may wait for a permit: an integer ≥ 0, or `Infinity`. With that many
+   * waiting, `acquire()` (and `run()`) rejects at once with a {@link QueueFullError} — a bulkhead.
+   * `0`: no queue, a caller gets a free permit or is turned away.
+   * @defaultValue `Infinity`
+   */
+  maxQueue?: number | undefined;
+}
+
+const SEMAPHORE_OPTIONS = new Set(['name', 'maxQueue']);
 
 /**
  * Options for {@link Semaphore.acquire} and {@link Semaphore.run}.
@@ -82,6 +108,8 @@ class Waiter extends LeafWait<Permit> {
   /** Takes the waiter out of its semaphore's queue. */
   readonly #leaveQueue: (waiter: Waiter) => void;
   readonly #timeoutMs: number;
+  /** The name its timeout's TimeoutError carries. */
+  readonly #name: string;
 
   constructor(
     leaveQueue: (waiter: Waiter) => void,
@@ -89,10 +117,12 @@ class Waiter extends LeafWait<Permit> {
     scope: ScopeNode | undefined,
     signal: AbortSignal | undefined,
     timeoutMs: number,
+    name: string,
   ) {
     super(clock, scope, signal, timeoutMs);
     this.#leaveQueue = leaveQueue;
     this.#timeoutMs = timeoutMs;
+    this.#name = name;
   }
 
   /** Hands the waiter a permit: its timer and listeners are gone before it resolves. */
@@ -102,8 +132,8 @@ class Waiter extends LeafWait<Permit> {
 
   protected onDeadline(): void {
     this.#leaveQueue(this);
-    const error = newTimeoutError('Semaphore.acquire', this.#timeoutMs);
-    publishTimeout('Semaphore.acquire', this.#timeoutMs, error, undefined);
+    const error = newTimeoutError(this.#name, this.#timeoutMs);
+    publishTimeout(this.#name, this.#timeoutMs, error, undefined);
     this.fail(error);
   }
 
@@ -125,6 +155,10 @@ class Waiter extends LeafWait<Permit> {
  * - The code after `await semaphore.acquire()` runs in the async context of
  *   the code that waited (its ambient scope, its AsyncLocalStorage stores),
  *   not of the code that released.
+ * - A bulkhead with `maxQueue`: once that many callers wait, `acquire()` and
+ *   `run()` reject at once with a {@link QueueFullError} (published on
+ *   `loopsafe:queue-full`) instead of queueing without bound; `name` names the
+ *   semaphore in its errors.
  *
  * @category Primitives
  * @example
@@ -147,11 +181,20 @@ class Waiter extends LeafWait<Permit> {
  *   console.log(connections.available, permit.released); // 1 false
  * } // released here
  * console.log(connections.available); // 2
+ *
+ * // A bulkhead: 2 running, at most 1 waiting, the rest turned away at once.
+ * const bulkhead = new Semaphore(2, { name: 'payments', maxQueue: 1 });
+ * const calls = [1, 2, 3, 4].map(() => bulkhead.run(() => safeSleep(5)).then(() => 'ok', (e: Error) => e.name));
+ * console.log(await Promise.all(calls)); // ['ok', 'ok', 'ok', 'QueueFullError']
  * ```
  */
 export class Semaphore {
   /** The number of permits the semaphore was created with. */
   readonly permits: number;
+  /** Its name, if it was given one. */
+  readonly name: string | undefined;
+  /** The most callers that may wait for a permit (`Infinity`: no limit). */
+  readonly maxQueue: number;
   #available: number;
   #head: Waiter | undefined = undefined;
   #tail: Waiter | undefined = undefined;
@@ -167,11 +210,19 @@ export class Semaphore {
 
   /**
    * @param permits - How many holders at once: an integer ≥ 1, or `Infinity`.
-   * @throws `TypeError`/`RangeError` (synchronously) for anything else.
+   * @param options - `name`, `maxQueue`.
+   * @throws `TypeError`/`RangeError` (synchronously) for a bad `permits` or option.
    */
-  constructor(permits: number) {
+  constructor(permits: number, options?: SemaphoreOptions) {
     assertCount('permits', permits);
+    assertOptions('Semaphore', options, SEMAPHORE_OPTIONS);
+    const maxQueue = options?.maxQueue === undefined ? Number.POSITIVE_INFINITY : options.maxQueue;
+    assertQueueLimit('maxQueue', maxQueue);
+    const name = options?.name;
+    assertOptionalString('name', name);
     this.permits = permits;
+    this.name = name;
+    this.maxQueue = maxQueue;
     this.#available = permits;
   }
 
@@ -202,7 +253,8 @@ export class Semaphore {
    *
    * @param options - `signal`, `timeout`, `clock`.
    * @returns The permit; release it (or dispose it with `using`) when done.
-   * @throws the signal's reason (rejection) when `signal` aborts first; the ambient scope's {@link TimeoutError} when its deadline passes first; a {@link TimeoutError} named `'Semaphore.acquire'` at `timeout` (published on `loopsafe:timeout`).
+   * @throws {@link QueueFullError} (rejection, at once) when no permit is free and `maxQueue` callers already wait (published on `loopsafe:queue-full`).
+   * @throws the signal's reason (rejection) when `signal` aborts first; the ambient scope's {@link TimeoutError} when its deadline passes first; a {@link TimeoutError} named after the semaphore (default `'Semaphore.acquire'`) at `timeout` (published on `loopsafe:timeout`).
    * @throws `TypeError`/`RangeError` (synchronously) for a bad option.
    */
   acquire(options?: AcquireOptions): Promise<Permit> {
@@ -224,7 +276,15 @@ export class Semaphore {
     }
     const permit = this.tryAcquire();
     if (permit !== undefined) return Promise.resolve(permit);
-    const waiter = new Waiter(this.#leaveQueue, clockFor(options?.clock, scope), scope, signal, timeout);
+    if (this.#waiting >= this.maxQueue) return this.#full();
+    const waiter = new Waiter(
+      this.#leaveQueue,
+      clockFor(options?.clock, scope),
+      scope,
+      signal,
+      timeout,
+      this.name ?? 'Semaphore.acquire',
+    );
     if (waiter.begin()) this.#enqueue(waiter);
     return waiter.promise;
   }
@@ -245,7 +305,7 @@ export class Semaphore {
   run<T>(fn: () => T | PromiseLike<T>, options?: AcquireOptions): Promise<Awaited<T>> {
     assertFunction('fn', fn);
     return this.acquire(options).then((permit) => {
-      const scope = openScope({ name: 'Semaphore.run' });
+      const scope = openScope({ name: this.name ?? 'Semaphore.run' });
       if (scope.cancelled) permit.release();
       return runScoped(scope, async (): Promise<Awaited<T>> => {
         try {
@@ -255,6 +315,15 @@ export class Semaphore {
         }
       });
     });
+  }
+
+  /** The queue is full: turned away at once, made without a stack (taken where the caller awaits). */
+  #full(): Promise<never> {
+    const name = this.name ?? 'Semaphore';
+    const maxQueue = this.maxQueue;
+    const error = createDeferred(() => new QueueFullError(name, maxQueue));
+    publishQueueFull(name, maxQueue, error);
+    return rejectedAtCaller(error);
   }
 
   /** A permit came back: it goes to the longest waiter, or back to the pool. */

@@ -60,8 +60,8 @@ describe('published by the engine, retry and gather', () => {
       await clock.advance(20);
       expect(run.outcome).toEqual({ status: 'fulfilled', value: 'ok' });
       expect(recorder.events).toEqual([
-        ['loopsafe:retry', { name: 'fetch', attempt: 1, delayMs: 10, error: failures[0] }],
-        ['loopsafe:retry', { name: 'fetch', attempt: 2, delayMs: 20, error: failures[1] }],
+        ['loopsafe:retry', { name: 'fetch', attempt: 1, delayMs: 10, kind: 'error', error: failures[0] }],
+        ['loopsafe:retry', { name: 'fetch', attempt: 2, delayMs: 20, kind: 'error', error: failures[1] }],
       ]);
     } finally {
       recorder.stop();

@@ -15,11 +15,16 @@ import {
   currentSignal,
   CircuitBreaker,
   GatherError,
+  hedge,
   isAbortError,
   isBrokenCircuitError,
   isRateLimitError,
   isTimeoutError,
   RateLimiter,
+  isQueueFullError,
+  QueueFullError,
+  safeRace,
+  Semaphore,
   safeSleep,
   safeWaitFor,
   TimeoutError,
@@ -266,7 +271,33 @@ describe('how loopsafe’s errors print', () => {
     );
   });
 
+  it('a QueueFullError prints as QueueFullError, with no internal field, its stack at the caller', async () => {
+    const semaphore = new Semaphore(1, { name: 'db', maxQueue: 0 });
+    semaphore.tryAcquire();
+    const error = await (async function caller() {
+      return await semaphore.acquire();
+    })().catch((e: unknown) => e);
+    const printed = inspect(error);
+    expect(printed.startsWith('QueueFullError: ')).toBe(true);
+    expect(printed).not.toMatch(/Symbol\(|_QueueFullError|\[Symbol/);
+    expect(printed).toMatch(/at async caller|at caller/);
+    expect(Object.keys(error as object).sort()).toEqual(['maxQueue', 'name', 'semaphoreName']);
+  });
+
+  it('the GatherError of a race or a hedge that all failed prints as GatherError, its stack at the caller', async () => {
+    const raced = await (async function racer() {
+      return await safeRace([() => Promise.reject(new Error('a')), () => Promise.reject(new Error('b'))]);
+    })().catch((e: unknown) => e);
+    expect(inspect(raced).startsWith('GatherError: ')).toBe(true);
+    expect((raced as Error).stack).toMatch(/at (async )?racer \(/);
+    const hedged = await (async function hedger() {
+      return await hedge(() => Promise.reject(new Error('x')), { delayMs: 1, maxAttempts: 2 });
+    })().catch((e: unknown) => e);
+    expect((hedged as Error).stack).toMatch(/at (async )?hedger \(/);
+  });
+
   it('the guards are type predicates', () => {
+    expectTypeOf(isQueueFullError).guards.toEqualTypeOf<QueueFullError>();
     expectTypeOf(isTimeoutError).guards.toEqualTypeOf<Error>();
     expectTypeOf(isAbortError).guards.toEqualTypeOf<Error>();
     expectTypeOf(isBrokenCircuitError).guards.toEqualTypeOf<Error>();

@@ -4,6 +4,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CircuitBreaker } from '../src/circuit-breaker.js';
 import { TimeoutError } from '../src/errors.js';
 import { KeyedRateLimiter, RateLimiter } from '../src/rate-limiter.js';
+import { hedge } from '../src/hedge.js';
+import { safeRace } from '../src/race.js';
+import { Semaphore } from '../src/semaphore.js';
+import { singleFlight } from '../src/single-flight.js';
 import { timeoutContext, withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
 import { safeWaitFor } from '../src/wait-for.js';
@@ -187,6 +191,73 @@ describe('leak hygiene of the policies on one long-lived signal', () => {
     expect(limiter.waiting).toBe(0);
     expect(abortListenerCount(parent.signal)).toBe(0);
     assertNoLeaks({ signals: [parent.signal], timersBefore });
+  });
+});
+
+/** A task that rejects with its signal's reason once aborted: a well-behaved loser. */
+const abortable = (signal: AbortSignal): Promise<never> =>
+  new Promise((_, reject) => {
+    signal.addEventListener(
+      'abort',
+      () => {
+        reject(signal.reason as Error);
+      },
+      { once: true },
+    );
+  });
+
+describe('leak hygiene of the resilience policies on one long-lived signal', () => {
+  it('100,000 races, hedges, single flights and bulkhead calls leave no listener, no timer, under 1 MB of heap', async () => {
+    const parent = new AbortController();
+    const signal = parent.signal;
+    const timersBefore = activeTimerCount();
+    const load = singleFlight((key: number, s: AbortSignal) => (s.aborted ? -1 : Promise.resolve(key)));
+    const bulkhead = new Semaphore(2, { maxQueue: 1 });
+    const one = async (i: number): Promise<void> => {
+      switch (i % 4) {
+        case 0:
+          await safeRace([abortable, () => Promise.resolve(i)], { signal, timeout: 60_000 });
+          return;
+        case 1:
+          await hedge((s, attempt) => (attempt === 1 ? Promise.resolve(i) : abortable(s)), {
+            delayMs: 60_000,
+            signal,
+            timeout: 60_000,
+          });
+          return;
+        case 2:
+          await Promise.all([load(i % 3, { signal }), load(i % 3, { signal })]);
+          return;
+        default:
+          await Promise.all([
+            bulkhead.run(() => i, { signal }),
+            bulkhead.run(() => i, { signal }),
+            bulkhead.run(() => i, { signal }),
+            bulkhead.run(() => i, { signal }).catch(() => undefined), // turned away: the queue is full
+          ]);
+      }
+    };
+    for (let i = 0; i < 10_000; i++) await one(i); // warm-up: JIT and caches
+    const heapBefore = await settledHeap();
+    for (let i = 0; i < 100_000; i++) await one(i);
+    const heapAfter = await settledHeap();
+    assertNoLeaks({ signals: [signal], timersBefore });
+    expect(heapAfter - heapBefore).toBeLessThan(1024 * 1024);
+  }, 60_000);
+
+  it('losers that reject late, and abandoned single flights, raise no unhandledRejection', async () => {
+    const late: ((reason: unknown) => void)[] = [];
+    const stubborn = (): Promise<never> => new Promise((_, reject) => void late.push(reject));
+    await safeRace([stubborn, () => 'won']);
+    await hedge((_s, attempt) => (attempt === 1 ? stubborn() : 'hedged'), { delayMs: 0 });
+    const controller = new AbortController();
+    const load = singleFlight(() => stubborn());
+    const leaving = load('k', { signal: controller.signal }).catch(() => undefined);
+    controller.abort(new Error('gone'));
+    await leaving;
+    for (const reject of late) reject(new Error('late failure'));
+    await realDelay(5);
+    expect(rejections.reasons).toEqual([]);
   });
 });
 

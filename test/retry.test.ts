@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { backoff } from '../src/backoff.js';
 import { TimeoutError } from '../src/errors.js';
-import { retry, type RetryContext, type RetryEvent, type RetryOptions } from '../src/retry.js';
+import { defaultShouldRetry, retry, type RetryContext, type RetryEvent, type RetryOptions } from '../src/retry.js';
+import { RetryBudget } from '../src/retry-budget.js';
 import { parseRetryAfter } from '../src/retry-after.js';
 import { currentScope, pendingScopes, withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
@@ -383,7 +384,7 @@ describe('retry()', () => {
     clean(clock);
   });
 
-  it('honours Retry-After instead of the backoff, capped by maxMs', async () => {
+  it('honours Retry-After instead of the backoff, past maxMs when no deadline bounds it', async () => {
     const clock = createManualClock();
     const withHeader = (header: string) => Object.assign(new Error('429'), { header });
     const { fn } = failing(withHeader('5'), withHeader('120'), new Error('no header'));
@@ -399,8 +400,9 @@ describe('retry()', () => {
     );
     await runAll(clock);
     expect(run.outcome).toEqual({ status: 'fulfilled', value: 'ok' });
-    expect(delays).toEqual([5_000, 10_000, 400]);
-    expect(clock.now()).toBe(15_400);
+    // 120 s is more than maxMs (10 s): the server asked for it, and nothing bounds the retry.
+    expect(delays).toEqual([5_000, 120_000, 400]);
+    expect(clock.now()).toBe(125_400);
   });
 
   it('gives up at once when Retry-After asks for more than the deadline allows', async () => {
@@ -506,5 +508,261 @@ describe('retry()', () => {
     expect(() => retry(ok, { budget: {} as never })).toThrow(/`budget`/);
     expect(() => retry(ok, { signal: {} as never })).toThrow(/`signal`/);
     expect(() => retry(ok, { retries: 3 } as never)).toThrow(/Unknown option `retries`/);
+  });
+});
+
+describe('retry(): Retry-After past maxMs', () => {
+  it('honours a 20 s Retry-After with maxMs 5 s while it fits the deadline, and waits exactly that long', async () => {
+    const clock = createManualClock();
+    const waits: number[] = [];
+    const { fn, calls } = failing(Object.assign(new Error('429'), { header: '20' }));
+    const run = observe(
+      retry(fn, {
+        clock,
+        timeout: 30_000,
+        backoff: { initialMs: 100, maxMs: 5_000, jitter: 'none' },
+        retryAfter: (error) => parseRetryAfter((error as { header?: string }).header),
+        onRetry: ({ delayMs }) => void waits.push(delayMs),
+      }),
+    );
+    await clock.advance(19_999);
+    expect(run.outcome.status).toBe('pending');
+    expect(calls).toHaveLength(1);
+    await clock.advance(1);
+    expect(run.outcome).toEqual({ status: 'fulfilled', value: 'ok' });
+    expect(waits).toEqual([20_000]);
+    clean(clock);
+  });
+
+  it('gives up at once on a 3600 s Retry-After that does not fit the deadline (TimeoutError, the error as cause)', async () => {
+    const clock = createManualClock();
+    const error = Object.assign(new Error('503'), { header: '3600' });
+    const run = observe(
+      retry(() => Promise.reject(error), {
+        clock,
+        timeout: 60_000,
+        backoff: { maxMs: 5_000 },
+        retryAfter: (e) => parseRetryAfter((e as { header?: string }).header),
+      }),
+    );
+    await flush();
+    const reason = reasonOf(run.outcome) as TimeoutError;
+    expect(reason).toBeInstanceOf(TimeoutError);
+    expect(reason.cause).toBe(error);
+    expect(reason.message).toMatch(/3600000 ms/);
+    expect(clock.now()).toBe(0);
+    clean(clock);
+  });
+
+  it('rejects an infinite retryAfter with a TypeError (the attempt’s error as cause)', async () => {
+    const clock = createManualClock();
+    const attemptError = new Error('x');
+    const run = observe(
+      retry(() => Promise.reject(attemptError), { clock, retryAfter: () => Number.POSITIVE_INFINITY }),
+    );
+    await runAll(clock);
+    const reason = reasonOf(run.outcome) as TypeError;
+    expect(reason).toBeInstanceOf(TypeError);
+    expect(reason.message).toMatch(/`retryAfter\(error\)`.*Infinity/);
+    expect(reason.cause).toBe(attemptError);
+  });
+});
+
+/** A minimal HTTP response: a status and a Retry-After header. */
+class FakeResponse {
+  constructor(
+    readonly status: number,
+    readonly retryAfter: string | null = null,
+  ) {}
+}
+
+describe('retry(): shouldRetryResult', () => {
+  it('retries a result the predicate rejects, with backoff, and returns the first accepted one', async () => {
+    const clock = createManualClock();
+    const statuses = [503, 503, 200];
+    const events: RetryEvent[] = [];
+    const run = observe(
+      retry(({ attempt }) => Promise.resolve(new FakeResponse(statuses[attempt - 1] ?? 200)), {
+        clock,
+        maxAttempts: 5,
+        backoff: exact,
+        shouldRetryResult: (response) => response.status >= 500,
+        onRetry: (event) => void events.push(event),
+      }),
+    );
+    await runAll(clock);
+    expect(run.outcome.status).toBe('fulfilled');
+    expect((run.outcome as { value: FakeResponse }).value.status).toBe(200);
+    expect(events.map(({ kind, attempt, delayMs, error }) => ({ kind, attempt, delayMs, error }))).toEqual([
+      { kind: 'result', attempt: 1, delayMs: 100, error: undefined },
+      { kind: 'result', attempt: 2, delayMs: 200, error: undefined },
+    ]);
+    expect((events[0]?.value as FakeResponse).status).toBe(503);
+    expect(clock.now()).toBe(300);
+    clean(clock);
+  });
+
+  it('RETURNS the last value when attempts run out (never throws it)', async () => {
+    const clock = createManualClock();
+    const responses: FakeResponse[] = [];
+    const run = observe(
+      retry(
+        () => {
+          const response = new FakeResponse(503);
+          responses.push(response);
+          return response;
+        },
+        { clock, maxAttempts: 3, backoff: exact, shouldRetryResult: (r) => r.status === 503 },
+      ),
+    );
+    await runAll(clock);
+    expect(run.outcome).toEqual({ status: 'fulfilled', value: responses[2] });
+    expect(responses).toHaveLength(3);
+    clean(clock);
+  });
+
+  it('returns the last value at once when the next wait would pass the deadline', async () => {
+    const clock = createManualClock();
+    let calls = 0;
+    const run = observe(
+      retry(() => (calls++, new FakeResponse(503)), {
+        clock,
+        timeout: 150,
+        maxAttempts: 10,
+        backoff: exact,
+        shouldRetryResult: () => true,
+      }),
+    );
+    await clock.advance(100); // attempt 2 after 100 ms; 200 ms more would pass the deadline
+    await flush();
+    expect(run.outcome.status).toBe('fulfilled');
+    expect(calls).toBe(2);
+    expect(clock.now()).toBe(100);
+    clean(clock);
+  });
+
+  it('honours a Response’s Retry-After through retryAfter(value, { kind: "result" }), past maxMs', async () => {
+    const clock = createManualClock();
+    const seen: { kind: string; attempt: number }[] = [];
+    const queue = [new FakeResponse(429, '20'), new FakeResponse(200)];
+    const run = observe(
+      retry(() => queue.shift() ?? new FakeResponse(200), {
+        clock,
+        timeout: 60_000,
+        backoff: { maxMs: 5_000 },
+        shouldRetryResult: (r) => r.status === 429 || r.status === 503,
+        retryAfter: (outcome, context) => {
+          seen.push({ kind: context.kind, attempt: context.attempt });
+          return outcome instanceof FakeResponse ? parseRetryAfter(outcome.retryAfter) : undefined;
+        },
+      }),
+    );
+    await clock.advance(19_999);
+    expect(run.outcome.status).toBe('pending');
+    await clock.advance(1);
+    expect((run.outcome as { value: FakeResponse }).value.status).toBe(200);
+    expect(seen).toEqual([{ kind: 'result', attempt: 1 }]);
+    clean(clock);
+  });
+
+  it('mixes failures and retried results; an awaited predicate is bounded by the deadline', async () => {
+    const clock = createManualClock();
+    const outcomes: (() => Promise<FakeResponse>)[] = [
+      () => Promise.reject(new Error('ECONNRESET')),
+      () => Promise.resolve(new FakeResponse(503)),
+      () => Promise.resolve(new FakeResponse(200)),
+    ];
+    const run = observe(
+      retry(({ attempt }) => (outcomes[attempt - 1] as () => Promise<FakeResponse>)(), {
+        clock,
+        maxAttempts: 3,
+        backoff: exact,
+        shouldRetryResult: (r) => Promise.resolve(r.status === 503),
+      }),
+    );
+    await runAll(clock);
+    expect((run.outcome as { value: FakeResponse }).value.status).toBe(200);
+
+    const hanging = observe(
+      retry(() => new FakeResponse(503), {
+        clock,
+        timeout: 50,
+        name: 'judge',
+        shouldRetryResult: () => new Promise<boolean>(() => undefined),
+      }),
+    );
+    await clock.advance(50);
+    expect((reasonOf(hanging.outcome) as TimeoutError).scopeName).toBe('judge');
+    clean(clock);
+  });
+
+  it('counts retried results against the budget, and returns the value when it refuses', async () => {
+    const budget = new RetryBudget({ maxTokens: 2, tokenRatio: 0.1 });
+    let calls = 0;
+    const value = await retry(() => (calls++, new FakeResponse(503)), {
+      budget,
+      maxAttempts: 10,
+      backoff: () => 0,
+      shouldRetryResult: () => true,
+    });
+    expect(value.status).toBe(503);
+    expect(calls).toBeLessThan(10);
+    expect(budget.snapshot().throttled).toBe(1);
+  });
+
+  it('never retries the caller’s abort on the result path; a throwing predicate rejects with its error', async () => {
+    const controller = new AbortController();
+    const reason = new Error('caller gone');
+    let calls = 0;
+    const run = observe(
+      retry(
+        () => {
+          calls++;
+          controller.abort(reason);
+          return Promise.resolve(new FakeResponse(503));
+        },
+        { signal: controller.signal, shouldRetryResult: () => true, backoff: () => 0 },
+      ),
+    );
+    await flush();
+    expect(reasonOf(run.outcome)).toBe(reason);
+    expect(calls).toBe(1);
+    expect(abortListenerCount(controller.signal)).toBe(0);
+
+    const thrown = new Error('predicate');
+    const bad = observe(
+      retry(() => 1, {
+        shouldRetryResult: () => {
+          throw thrown;
+        },
+      }),
+    );
+    await flush();
+    expect(reasonOf(bad.outcome)).toBe(thrown);
+  });
+
+  it('validates shouldRetryResult synchronously', () => {
+    expect(() => retry(() => 1, { shouldRetryResult: 'yes' as never })).toThrow(/`shouldRetryResult`.*"yes"/);
+  });
+});
+
+describe('defaultShouldRetry', () => {
+  it('retries every error but an abort; the default of retry()', async () => {
+    expect(defaultShouldRetry(new Error('503'), { attempt: 1 })).toBe(true);
+    expect(defaultShouldRetry('a string', { attempt: 1 })).toBe(true);
+    expect(defaultShouldRetry(new TimeoutError(), { attempt: 1 })).toBe(true);
+    expect(defaultShouldRetry(new DOMException('x', 'AbortError'), { attempt: 1 })).toBe(false);
+    expect(defaultShouldRetry(Object.assign(new Error('x'), { name: 'AbortError' }), { attempt: 1 })).toBe(false);
+    let calls = 0;
+    const abort = new DOMException('stopped inside', 'AbortError');
+    const error = await retry(
+      () => {
+        calls++;
+        throw abort;
+      },
+      { backoff: () => 0 },
+    ).catch((e: unknown) => e);
+    expect(error).toBe(abort);
+    expect(calls).toBe(1);
   });
 });

@@ -10,13 +10,16 @@ import {
   cooperativeForEach,
   currentScope,
   GatherError,
+  hedge,
   isTimeoutError,
   retry,
   safeGather,
   safeGatherSettled,
+  safeRace,
   safeSleep,
   safeWaitFor,
   Semaphore,
+  singleFlight,
   TimeoutError,
   timeoutContext,
   withDeadline,
@@ -100,6 +103,14 @@ function failingRuns(value: unknown, sync: boolean, clock: ManualClock): Record<
     'withSafeAsync { concurrency }': () => withSafeAsync(fail, { timeout: 1_000, concurrency: 1, clock })(),
     'Semaphore.run': () => new Semaphore(1).run(fail),
     cooperativeForEach: () => cooperativeForEach([1], fail, { clock }),
+    'safeRace (every task failing)': () => safeRace([fail, fail], { clock }),
+    'hedge (every attempt failing)': () => hedge(fail, { delayMs: 5, maxAttempts: 2, clock }),
+    'singleFlight (two callers)': () => {
+      const load = singleFlight(fail);
+      const other = load('k');
+      other.catch(() => undefined);
+      return load('k');
+    },
   };
 }
 
@@ -115,9 +126,10 @@ describe('whatever a task fails with, every primitive settles on time and raises
         for (const [name, run] of outcomes) {
           expect([name, run.outcome.status]).toEqual([name, 'rejected']);
           const reason = reasonOf(run.outcome);
-          if (name.startsWith('safeGather')) {
+          if (name.startsWith('safeGather') || name.startsWith('safeRace') || name.startsWith('hedge')) {
             expect(reason).toBeInstanceOf(GatherError);
             expect((reason as GatherError).errors[0] === value).toBe(true);
+            expect((reason as GatherError).errors.every((error) => error === value)).toBe(true);
             expect(typeof (reason as GatherError).message).toBe('string');
           } else {
             expect([name, reason === value]).toEqual([name, true]);
@@ -168,7 +180,11 @@ describe('scopes nested thousands deep cancel and expire without recursion', () 
         return never();
       }
       const next = () => level(left - 1);
-      switch (left % 6) {
+      switch (left % 8) {
+        case 6:
+          return safeRace([next]);
+        case 7:
+          return hedge(next, { delayMs: Number.POSITIVE_INFINITY });
         case 0:
           return withTimeout(60_000, next);
         case 1:
@@ -325,6 +341,13 @@ describe('every timeout is published on loopsafe:timeout, with the error its cal
       semaphore.tryAcquire();
       return semaphore.acquire({ timeout: 100, clock });
     },
+    'Semaphore.acquire { timeout } of a named bulkhead': () => {
+      const semaphore = new Semaphore(1, { name: 'pool', maxQueue: 5 });
+      semaphore.tryAcquire();
+      return semaphore.acquire({ timeout: 100, clock });
+    },
+    'safeRace { timeout }': () => safeRace([() => never(), () => never()], { timeout: 100, clock }),
+    'hedge { timeout }': () => hedge(() => never(), { delayMs: 30, maxAttempts: 3, timeout: 100, clock }),
     'cooperativeForEach in a scope': () =>
       withTimeout(100, () => cooperativeForEach([1, 2], () => safeSleep(60, { clock })), { clock }),
   });
@@ -393,6 +416,8 @@ describe('an error keeps its caller’s async frames through every primitive, as
       withSafeAsync(work, { timeout: 1_000, concurrency: 2, retry: { maxAttempts: 2, backoff: () => 0 } })(),
     'Semaphore.run': () => new Semaphore(1).run(work),
     cooperativeForEach: () => cooperativeForEach([1], work),
+    'singleFlight(fn)(key)': () => singleFlight(work)('key'),
+    'singleFlight(fn)(key, { signal })': () => singleFlight(work)('key', { signal: new AbortController().signal }),
   };
 
   it.each(Object.keys(through))('%s', async (name) => {
@@ -408,17 +433,27 @@ describe('an error keeps its caller’s async frames through every primitive, as
     expect(error.stack).toMatch(HANDLER_FRAME);
   });
 
-  it('a gather’s GatherError carries the caller’s frames; its cause keeps the task’s', async () => {
-    async function handler(): Promise<unknown> {
-      return await safeGather([work]);
-    }
-    const error = (await handler().then(
-      () => undefined,
-      (e: unknown) => e,
-    )) as GatherError;
-    expect(error.stack).toMatch(HANDLER_FRAME);
-    expect((error.cause as Error).stack).toMatch(WORK_FRAME);
-  });
+  const aggregating: Record<string, () => Promise<unknown>> = {
+    safeGather: () => safeGather([work]),
+    safeRace: () => safeRace([work, work]),
+    hedge: () => hedge(work, { delayMs: 0, maxAttempts: 2 }),
+  };
+
+  it.each(Object.keys(aggregating))(
+    '%s: its GatherError carries the caller’s frames; its cause keeps the task’s',
+    async (name) => {
+      async function handler(): Promise<unknown> {
+        return await (aggregating[name] as () => Promise<unknown>)();
+      }
+      const error = (await handler().then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as GatherError;
+      expect(error).toBeInstanceOf(GatherError);
+      expect(error.stack).toMatch(HANDLER_FRAME);
+      expect((error.cause as Error).stack).toMatch(WORK_FRAME);
+    },
+  );
 
   const timingOut: Record<string, () => Promise<unknown>> = {
     withTimeout: () => withTimeout(5, () => never()),
@@ -427,6 +462,9 @@ describe('an error keeps its caller’s async frames through every primitive, as
     'retry { timeout }': () => retry(() => never(), { timeout: 5 }),
     safeGather: () => safeGather([() => never()], { timeout: 5 }),
     safeSleep: () => withTimeout(5, () => safeSleep(1_000)),
+    safeRace: () => safeRace([() => never(), () => never()], { timeout: 5 }),
+    hedge: () => hedge(() => never(), { delayMs: 1, timeout: 5 }),
+    'singleFlight(fn)(key) in a scope': () => withTimeout(5, () => singleFlight(() => never())('key')),
     'Semaphore.acquire': () => {
       const semaphore = new Semaphore(1);
       semaphore.tryAcquire();

@@ -1,7 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TimeoutError } from '../src/errors.js';
+import { isQueueFullError, QueueFullError, TimeoutError } from '../src/errors.js';
+import type { QueueFullMessage } from '../src/channels.js';
+import { recordChannels } from './fixtures/channels.js';
 import { Mutex } from '../src/mutex.js';
 import { currentScope, withTimeout } from '../src/scope.js';
 import { Semaphore, type Permit } from '../src/semaphore.js';
@@ -323,5 +325,139 @@ describe('Mutex', () => {
     expect(log).toEqual(['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
     expect(mutex.locked).toBe(false);
     expect(mutex).toBeInstanceOf(Semaphore);
+  });
+});
+
+describe('Semaphore with maxQueue (a bulkhead) and a name', () => {
+  it('rejects at once with a QueueFullError once maxQueue callers wait; the queue frees as it drains', async () => {
+    const semaphore = new Semaphore(1, { name: 'db', maxQueue: 2 });
+    const held = semaphore.tryAcquire() as Permit;
+    const a = observe(semaphore.acquire());
+    const b = observe(semaphore.acquire());
+    const c = observe(semaphore.acquire());
+    await flush();
+    expect(a.outcome.status).toBe('pending');
+    expect(b.outcome.status).toBe('pending');
+    expect(c.outcome.status).toBe('rejected');
+    const error = (c.outcome as { reason: unknown }).reason as QueueFullError;
+    expect(error).toBeInstanceOf(QueueFullError);
+    expect(isQueueFullError(error)).toBe(true);
+    expect(error.name).toBe('QueueFullError');
+    expect(error.semaphoreName).toBe('db');
+    expect(error.maxQueue).toBe(2);
+    expect(error.message).toMatch(/"db".*full/);
+    expect(error.stack).toMatch(/QueueFullError/);
+    expect(semaphore.waiting).toBe(2);
+    held.release();
+    await flush();
+    grantedValue(a.outcome);
+    const d = observe(semaphore.acquire()); // one slot free in the queue again
+    await flush();
+    expect(d.outcome.status).toBe('pending');
+    grantedValue(a.outcome).release();
+    await flush();
+    grantedValue(b.outcome).release();
+    await flush();
+    grantedValue(d.outcome).release();
+    expect(semaphore.available).toBe(1);
+  });
+
+  it('a free permit is granted even with maxQueue 0; a caller who would wait is turned away', async () => {
+    const semaphore = new Semaphore(2, { maxQueue: 0 });
+    const permits = [await semaphore.acquire(), await semaphore.acquire()];
+    const error = await semaphore.acquire().catch((e: unknown) => e);
+    expect(isQueueFullError(error)).toBe(true);
+    expect((error as QueueFullError).semaphoreName).toBe('Semaphore');
+    const run = await semaphore.run(() => 'never').catch((e: unknown) => e);
+    expect(isQueueFullError(run)).toBe(true);
+    for (const permit of permits) permit.release();
+    expect(await semaphore.run(() => 'now')).toBe('now');
+  });
+
+  it('a waiter that gave up (abort, timeout) frees its place in the queue', async () => {
+    const clock = createManualClock();
+    const semaphore = new Semaphore(1, { maxQueue: 1 });
+    semaphore.tryAcquire();
+    const controller = new AbortController();
+    const first = observe(semaphore.acquire({ signal: controller.signal }));
+    expect(isQueueFullError(await semaphore.acquire().catch((e: unknown) => e))).toBe(true);
+    controller.abort('gone');
+    await flush();
+    expect(first.outcome).toEqual({ status: 'rejected', reason: 'gone' });
+    const second = observe(semaphore.acquire({ timeout: 10, clock }));
+    await clock.advance(10);
+    expect((second.outcome as { reason: unknown }).reason).toBeInstanceOf(TimeoutError);
+    const third = observe(semaphore.acquire({ timeout: 10, clock }));
+    await flush();
+    expect(third.outcome.status).toBe('pending');
+    await clock.advance(10);
+    expect(semaphore.waiting).toBe(0);
+  });
+
+  it('names the semaphore in an acquire timeout’s TimeoutError and in run’s scope', async () => {
+    const clock = createManualClock();
+    const semaphore = new Semaphore(1, { name: 'payments' });
+    semaphore.tryAcquire();
+    const waiting = observe(semaphore.acquire({ timeout: 25, clock }));
+    await clock.advance(25);
+    const error = (waiting.outcome as { reason: unknown }).reason as TimeoutError;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.scopeName).toBe('payments');
+    const free = new Semaphore(1, { name: 'payments' });
+    expect(await free.run(() => currentScope()?.name)).toBe('payments');
+    expect(await new Semaphore(1).run(() => currentScope()?.name)).toBe('Semaphore.run');
+    expect(free.name).toBe('payments');
+    expect(free.maxQueue).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('publishes each rejection on loopsafe:queue-full, with the very error the caller gets', async () => {
+    const recorder = recordChannels(['loopsafe:queue-full']);
+    try {
+      const semaphore = new Semaphore(1, { name: 'api', maxQueue: 0 });
+      semaphore.tryAcquire();
+      const error = await semaphore.acquire().catch((e: unknown) => e);
+      expect(recorder.messages<QueueFullMessage>('loopsafe:queue-full')).toEqual([{ name: 'api', maxQueue: 0, error }]);
+    } finally {
+      recorder.stop();
+    }
+  });
+
+  it('an aborted signal or a cancelled scope wins over a full queue (their reason, ===)', async () => {
+    const semaphore = new Semaphore(1, { maxQueue: 0 });
+    semaphore.tryAcquire();
+    const reason = new Error('aborted');
+    await expect(semaphore.acquire({ signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    const clock = createManualClock();
+    const scoped = observe(
+      withTimeout(
+        10,
+        async () => {
+          await clock.advance(10);
+          return semaphore.acquire();
+        },
+        { clock, name: 'late' },
+      ),
+    );
+    await clock.advance(10);
+    await flush();
+    expect(((scoped.outcome as { reason: unknown }).reason as TimeoutError).scopeName).toBe('late');
+  });
+
+  it('Mutex takes the same options', async () => {
+    const mutex = new Mutex({ name: 'config', maxQueue: 0 });
+    using permit = mutex.tryAcquire();
+    expect(permit).toBeDefined();
+    const error = (await mutex.acquire().catch((e: unknown) => e)) as QueueFullError;
+    expect(error.semaphoreName).toBe('config');
+    expect(() => new Mutex({ maxQueue: -1 })).toThrow(/`maxQueue`.*-1/);
+  });
+
+  it('QueueFullError validates its arguments', () => {
+    expect(() => new QueueFullError(5 as never, 1)).toThrow(/`semaphoreName`/);
+    expect(() => new QueueFullError('x', -1)).toThrow(/`maxQueue`/);
+    expect(new QueueFullError('x', 3, 'custom').message).toBe('custom');
+    expect(isQueueFullError(new Error('x', { cause: new QueueFullError('x', 1) }))).toBe(true);
+    expect(isQueueFullError({ name: 'QueueFullError' })).toBe(true);
+    expect(isQueueFullError(undefined)).toBe(false);
   });
 });

@@ -98,6 +98,7 @@ export const targets = {
     0.3,
     ' µs',
   ),
+  raceVsAcx: spec('race.vsAcx', 'race', '`safeRace` of 2 tasks vs abort-controller-x `race`', 1.5),
   memoryListeners: spec(
     'memory.listeners',
     'memory',

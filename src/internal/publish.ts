@@ -15,13 +15,19 @@ import type {
   RateLimitMessage,
   GatherCancelCause,
   GatherCancelMessage,
+  HedgeMessage,
+  HedgeTrigger,
   OverloadReason,
+  QueueFullMessage,
+  RaceMessage,
   RetryMessage,
   ShedMessage,
+  SingleFlightEvent,
+  SingleFlightMessage,
   StallMessage,
   TimeoutMessage,
 } from '../channels.js';
-import type { TimeoutError } from '../errors.js';
+import type { QueueFullError, TimeoutError } from '../errors.js';
 import type { Scope } from '../scope.js';
 import { publishChannel } from './platform.js';
 
@@ -35,6 +41,10 @@ export const stallChannel = /* @__PURE__ */ publishChannel('loopsafe:stall');
 export const shedChannel = /* @__PURE__ */ publishChannel('loopsafe:shed');
 export const circuitChannel = /* @__PURE__ */ publishChannel('loopsafe:circuit');
 export const rateLimitChannel = /* @__PURE__ */ publishChannel('loopsafe:rate-limit');
+export const raceChannel = /* @__PURE__ */ publishChannel('loopsafe:race');
+export const hedgeChannel = /* @__PURE__ */ publishChannel('loopsafe:hedge');
+export const singleFlightChannel = /* @__PURE__ */ publishChannel('loopsafe:single-flight');
+export const queueFullChannel = /* @__PURE__ */ publishChannel('loopsafe:queue-full');
 
 /** Publishes a {@link TimeoutMessage}; builds nothing when nobody subscribes. */
 export function publishTimeout(
@@ -49,9 +59,16 @@ export function publishTimeout(
 }
 
 /** Publishes a {@link RetryMessage}; builds nothing when nobody subscribes. */
-export function publishRetry(name: string, attempt: number, delayMs: number, error: unknown): void {
+export function publishRetry(
+  name: string,
+  attempt: number,
+  delayMs: number,
+  kind: 'error' | 'result',
+  error: unknown,
+  value: unknown,
+): void {
   if (!retryChannel.hasSubscribers) return;
-  const message: RetryMessage = { name, attempt, delayMs, error };
+  const message: RetryMessage = { name, attempt, delayMs, kind, error, value };
   retryChannel.publish(message);
 }
 
@@ -97,4 +114,32 @@ export function publishRateLimit(name: string, key: unknown, cost: number, retry
   if (!rateLimitChannel.hasSubscribers) return;
   const message: RateLimitMessage = { name, key, cost, retryAfterMs };
   rateLimitChannel.publish(message);
+}
+
+/** Publishes a {@link RaceMessage}; builds nothing when nobody subscribes. */
+export function publishRace(name: string, winner: number, aborted: number): void {
+  if (!raceChannel.hasSubscribers) return;
+  const message: RaceMessage = { name, winner, aborted };
+  raceChannel.publish(message);
+}
+
+/** Publishes a {@link HedgeMessage}; builds nothing when nobody subscribes. */
+export function publishHedge(name: string, attempt: number, trigger: HedgeTrigger, running: number): void {
+  if (!hedgeChannel.hasSubscribers) return;
+  const message: HedgeMessage = { name, attempt, trigger, running };
+  hedgeChannel.publish(message);
+}
+
+/** Publishes a {@link SingleFlightMessage}; builds nothing when nobody subscribes. */
+export function publishSingleFlight(name: string, key: unknown, event: SingleFlightEvent, callers: number): void {
+  if (!singleFlightChannel.hasSubscribers) return;
+  const message: SingleFlightMessage = { name, key, event, callers };
+  singleFlightChannel.publish(message);
+}
+
+/** Publishes a {@link QueueFullMessage}; builds nothing when nobody subscribes. */
+export function publishQueueFull(name: string, maxQueue: number, error: QueueFullError): void {
+  if (!queueFullChannel.hasSubscribers) return;
+  const message: QueueFullMessage = { name, maxQueue, error };
+  queueFullChannel.publish(message);
 }

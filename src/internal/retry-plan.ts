@@ -25,6 +25,7 @@ const RETRY_OPTIONS = new Set([
   'timeout',
   'attemptTimeout',
   'shouldRetry',
+  'shouldRetryResult',
   'onRetry',
   'retryAfter',
   'budget',
@@ -36,7 +37,9 @@ const RETRY_OPTIONS = new Set([
 const defaultBackoff = /* @__PURE__ */ backoff();
 
 /** The validated options of one call. */
-export type Plan = Readonly<Pick<RetryOptions, 'shouldRetry' | 'onRetry' | 'retryAfter' | 'budget'>> & {
+export type Plan = Readonly<
+  Pick<RetryOptions, 'shouldRetry' | 'shouldRetryResult' | 'onRetry' | 'retryAfter' | 'budget'>
+> & {
   readonly maxAttempts: number;
   readonly delay: BackoffFunction;
   readonly maxMs: number;
@@ -52,14 +55,23 @@ const DEFAULT_PLAN: Plan = {
 };
 
 /** Validates retry options without running anything (for wrappers that take them ahead of time, like `withSafeAsync`). */
-export function assertRetryOptions(options: RetryOptions | undefined): void {
+export function assertRetryOptions<T>(options: RetryOptions<T> | undefined): void {
   readPlan(options);
 }
 
-export function readPlan(options: RetryOptions | undefined): Plan {
+export function readPlan<T>(options: RetryOptions<T> | undefined): Plan {
   assertOptions('retry', options, RETRY_OPTIONS);
   if (options === undefined) return DEFAULT_PLAN;
-  const { maxAttempts = 3, timeout, attemptTimeout, shouldRetry, onRetry, retryAfter, budget } = options;
+  const {
+    maxAttempts = 3,
+    timeout,
+    attemptTimeout,
+    shouldRetry,
+    shouldRetryResult,
+    onRetry,
+    retryAfter,
+    budget,
+  } = options;
   if (typeof maxAttempts !== 'number')
     throw new TypeError(`Expected \`maxAttempts\` to be a number, got ${describe(maxAttempts)}`);
   if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1) && maxAttempts !== Number.POSITIVE_INFINITY) {
@@ -68,6 +80,7 @@ export function readPlan(options: RetryOptions | undefined): Plan {
   if (timeout !== undefined) assertDuration('timeout', timeout);
   if (attemptTimeout !== undefined) assertDuration('attemptTimeout', attemptTimeout);
   if (shouldRetry !== undefined) assertFunction('shouldRetry', shouldRetry);
+  if (shouldRetryResult !== undefined) assertFunction('shouldRetryResult', shouldRetryResult);
   if (onRetry !== undefined) assertFunction('onRetry', onRetry);
   if (retryAfter !== undefined) assertFunction('retryAfter', retryAfter);
   if (budget !== undefined) assertRetryBudget(budget);
@@ -86,6 +99,8 @@ export function readPlan(options: RetryOptions | undefined): Plan {
     maxMs: delay.maxMs ?? DEFAULT_BACKOFF_MAX_MS,
     attemptTimeout: attemptTimeout === Number.POSITIVE_INFINITY ? undefined : attemptTimeout,
     shouldRetry,
+    // The plan judges values of any type: the caller's `T` is the type its attempts fulfil with.
+    shouldRetryResult: shouldRetryResult as Plan['shouldRetryResult'],
     onRetry,
     retryAfter,
     budget,

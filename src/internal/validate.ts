@@ -64,6 +64,16 @@ export function assertCount(name: string, value: unknown): asserts value is numb
   }
 }
 
+/** A queue length limit: an integer ≥ 0, or `Infinity`. */
+export function assertQueueLimit(name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`Expected \`${name}\` to be an integer ≥ 0 or Infinity, got ${describe(value)}`);
+  }
+  if (value !== Number.POSITIVE_INFINITY && !(Number.isInteger(value) && value >= 0)) {
+    throw new RangeError(`Expected \`${name}\` to be an integer ≥ 0 or Infinity, got ${describe(value)}`);
+  }
+}
+
 /** An options bag: undefined, or a plain object whose keys are all known. */
 export function assertOptions(fn: string, options: unknown, known: ReadonlySet<string>): void {
   if (options === undefined) return;

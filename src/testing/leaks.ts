@@ -93,7 +93,9 @@ export interface LeakCheck {
 export function assertNoLeaks(check: LeakCheck): void {
   const given: unknown = check; // callers without types can pass anything
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-    throw new TypeError(`Expected \`check\` to be an object of what to inspect, got ${describe(check)}`);
+    throw new TypeError(
+      `Expected \`check\` (the options of assertNoLeaks()) to be an object of what to inspect, got ${describe(check)}`,
+    );
   }
   assertOptions('assertNoLeaks', check, LEAK_CHECK_KEYS);
   const { signals, clock, timersBefore } = check;

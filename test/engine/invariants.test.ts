@@ -12,11 +12,14 @@ import {
   cooperativeForEach,
   currentScope,
   currentSignal,
+  hedge,
   retry,
   safeGather,
+  safeRace,
   safeSleep,
   safeWaitFor,
   Semaphore,
+  singleFlight,
   timeoutContext,
   withTimeout,
   type Scope,
@@ -38,6 +41,26 @@ const followers: Record<string, (signal: AbortSignal) => Promise<unknown>> = {
   retry: (signal) => retry(() => Promise.resolve(1), { signal }),
   'Semaphore.acquire': (signal) => {
     const semaphore = new Semaphore(1);
+    const held = semaphore.tryAcquire();
+    const waiting = semaphore.acquire({ signal });
+    held?.release();
+    return waiting;
+  },
+  safeRace: (signal) =>
+    safeRace(
+      [
+        (s) =>
+          new Promise((_, reject) => {
+            s.addEventListener('abort', reject);
+          }),
+        () => 1,
+      ],
+      { signal },
+    ),
+  hedge: (signal) => hedge((_s, attempt) => Promise.resolve(attempt), { delayMs: 60_000, signal }),
+  'singleFlight(fn)(key)': (signal) => singleFlight((key: string) => Promise.resolve(key))('k', { signal }),
+  'Semaphore.acquire of a bulkhead': (signal) => {
+    const semaphore = new Semaphore(1, { maxQueue: 1 });
     const held = semaphore.tryAcquire();
     const waiting = semaphore.acquire({ signal });
     held?.release();
@@ -84,8 +107,18 @@ describe('one listener per outside signal', () => {
     const controller = new AbortController();
     const { signal } = controller;
     const pending: Promise<unknown>[] = [];
+    const load = singleFlight((_key: number) => never<number>());
     for (let i = 0; i < 10_000; i++) {
-      switch (i % 5) {
+      switch (i % 8) {
+        case 5:
+          pending.push(safeRace([() => never(), () => never()], { signal, clock }));
+          break;
+        case 6:
+          pending.push(hedge(() => never(), { delayMs: 500, signal, clock }));
+          break;
+        case 7:
+          pending.push(load(i, { signal }));
+          break;
         case 0:
           pending.push(safeSleep(1_000, { signal, clock }));
           break;
