@@ -62,6 +62,8 @@ export {
   type GatherCancelMessage,
   type OverloadReason,
   type RetryMessage,
+  type ScopeOutcome,
+  type ScopeTraceContext,
   type ShedMessage,
   type StallKind,
   type StallMessage,

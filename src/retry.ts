@@ -14,6 +14,7 @@ import {
   openChild,
   openScope,
   runScoped,
+  tracingScopes,
   waitBounded,
   type ScopeNode,
 } from './internal/engine/index.js';
@@ -148,6 +149,8 @@ class RetryLoop<T> {
    * enclosing scope), which keeps that success path cheap.
    */
   scope: ScopeNode | undefined = undefined;
+  /** Each attempt runs in a child scope of its own, traced on `loopsafe:scope`. */
+  traced = false;
   #previousDelay: number | undefined = undefined;
   readonly #fn: (context: RetryContext) => T | PromiseLike<T>;
   readonly #plan: Plan;
@@ -243,8 +246,13 @@ class RetryLoop<T> {
   #attempt(attempt: number): T | PromiseLike<T> {
     const scope = this.scope;
     const attemptTimeout = this.#plan.attemptTimeout;
-    if (attemptTimeout === undefined || scope === undefined) return this.#fn(new Attempt(attempt, scope));
-    const child = openChild(scope, { name: `${scope.name} attempt ${String(attempt)}`, timeoutMs: attemptTimeout });
+    if ((attemptTimeout === undefined && !this.traced) || scope === undefined)
+      return this.#fn(new Attempt(attempt, scope));
+    const child = openChild(scope, {
+      name: `${scope.name} attempt ${String(attempt)}`,
+      named: scope.named,
+      timeoutMs: attemptTimeout,
+    });
     return runScoped(child, (s) => this.#fn(new Attempt(attempt, s)));
   }
 
@@ -361,7 +369,10 @@ export function retry<T>(
   const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
   const name = options?.name ?? (fn.name || 'retry');
   const loop = new RetryLoop(fn, plan, clock, name);
+  // Traced, a retry opens its scope, and a scope per attempt: the attempts are the retry's children.
+  const traced = tracingScopes();
   if (
+    !traced &&
     parent === undefined &&
     timeout === Number.POSITIVE_INFINITY &&
     options?.signal === undefined &&
@@ -374,8 +385,10 @@ export function retry<T>(
       return Promise.reject(error);
     }
   }
+  loop.traced = traced;
   const scope = openScope({
     name,
+    named: options?.name !== undefined || fn.name !== '',
     timeoutMs: timeout,
     signal: options?.signal,
     clock,

@@ -245,7 +245,7 @@ export class Semaphore {
   run<T>(fn: () => T | PromiseLike<T>, options?: AcquireOptions): Promise<Awaited<T>> {
     assertFunction('fn', fn);
     return this.acquire(options).then((permit) => {
-      const scope = openScope({ name: 'Semaphore.run' });
+      const scope = openScope({ name: 'Semaphore.run', named: false });
       if (scope.cancelled) permit.release();
       return runScoped(scope, async (): Promise<Awaited<T>> => {
         try {

@@ -73,6 +73,8 @@ const POLICY_KEYS = new Set(['timeout', 'retry', 'concurrency', 'name', 'signal'
 /** A validated policy, shared by every call. */
 interface Plan {
   readonly name: string;
+  /** Whether the name was given (the policy's `name`, the function's own name), not the default. */
+  readonly named: boolean;
   readonly timeout: number;
   readonly retry: RetryOptions | undefined;
   /** Permits per semaphore when the policy gave a number; `undefined` for none or a shared semaphore. */
@@ -82,7 +84,12 @@ interface Plan {
   readonly clock: Clock | undefined;
 }
 
-function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, defaultName: string): Plan {
+function readPolicy(
+  fnName: string,
+  policy: SafeAsyncPolicy | undefined,
+  defaultName: string,
+  defaultNamed = true,
+): Plan {
   assertOptions(fnName, policy, POLICY_KEYS);
   const { timeout = Number.POSITIVE_INFINITY, retry: retryOptions, concurrency, name, signal, clock } = policy ?? {};
   assertDuration('timeout', timeout);
@@ -105,7 +112,16 @@ function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, default
     }
     permits = concurrency;
   }
-  return { name: name ?? defaultName, timeout, retry: readRetry(retryOptions), permits, semaphore, signal, clock };
+  return {
+    name: name ?? defaultName,
+    named: name !== undefined || defaultNamed,
+    timeout,
+    retry: readRetry(retryOptions),
+    permits,
+    semaphore,
+    signal,
+    clock,
+  };
 }
 
 function readRetry(options: unknown): RetryOptions | undefined {
@@ -132,6 +148,7 @@ function invoke<This, Args extends unknown[], R>(
   let lastFailure: { error: unknown } | undefined;
   const scope = openScope({
     name,
+    named: plan.named,
     timeoutMs: timeout,
     signal: plan.signal,
     clock: plan.clock,
@@ -235,7 +252,7 @@ export function withSafeAsync<This, Args extends unknown[], R>(
   policy?: SafeAsyncPolicy,
 ): SafeAsyncFunction<This, Args, R> {
   assertFunction('fn', fn);
-  const plan = readPolicy('withSafeAsync', policy, fn.name || 'withSafeAsync');
+  const plan = readPolicy('withSafeAsync', policy, fn.name || 'withSafeAsync', fn.name !== '');
   const semaphore = plan.semaphore ?? (plan.permits === undefined ? undefined : new Semaphore(plan.permits));
   const wrapped = function (this: This, ...args: Args): Promise<Awaited<R>> {
     return invoke(plan, semaphore, fn, this, args);

@@ -20,9 +20,11 @@ import { createContextStorage, type ContextStorage } from '../platform.js';
 import { absorb, rejectAtCaller, rejectedAtCaller, settledElsewhere } from '../stacks.js';
 import { LeafWait } from './leaf.js';
 import { ScopeNode, type TimeoutErrorFactory } from './scope-node.js';
+import { traceScope, tracingScopes } from './trace.js';
 
 export { LeafWait } from './leaf.js';
 export { ScopeNode, setStackCapture } from './scope-node.js';
+export { traceScope, tracingScopes } from './trace.js';
 
 /**
  * The ambient scope. Entered with `run` once per scope, never with
@@ -52,6 +54,12 @@ export interface OpenOptions {
   /** @defaultValue the parent's clock, else the system clock */
   readonly clock?: Clock | undefined;
   readonly timeoutError?: TimeoutErrorFactory | undefined;
+  /**
+   * Whether `name` was given by the caller (a `name` option, the function's own name), not a
+   * primitive's default: `loopsafe/otel` makes a span for named scopes only.
+   * @defaultValue `true`
+   */
+  readonly named?: boolean | undefined;
 }
 
 /** Opens a child of the ambient scope. */
@@ -82,6 +90,7 @@ export function openChild(parent: ScopeNode | undefined, options: OpenOptions): 
     now,
     options.signal,
     options.timeoutError,
+    options.named ?? true,
   ).open();
 }
 
@@ -145,6 +154,13 @@ export function adopt<R>(result: R | PromiseLike<R>): R | Promise<R> {
  * caller's async frames.
  */
 export function runScoped<T>(scope: ScopeNode, fn: (scope: ScopeNode) => T | PromiseLike<T>): Promise<T> {
+  // The tracing hook: one read when nobody listens on `loopsafe:scope`.
+  if (tracingScopes()) return traceScope(scope, () => runOwned(scope, fn));
+  return runOwned(scope, fn);
+}
+
+/** {@link runScoped}, untraced. */
+function runOwned<T>(scope: ScopeNode, fn: (scope: ScopeNode) => T | PromiseLike<T>): Promise<T> {
   if (scope.cancelled) {
     scope.exit();
     return rejectedAtCaller(scope.reason);
