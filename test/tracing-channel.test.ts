@@ -51,6 +51,12 @@ function recordScopes(): { readonly log: string[]; readonly contexts: ScopeTrace
   };
 }
 
+/** A handler for each of the five events, doing nothing: to override some of them. */
+function noHandlers(): Record<Event, (context: ScopeTraceContext) => void> {
+  const none = (): void => undefined;
+  return { start: none, end: none, asyncStart: none, asyncEnd: none, error: none };
+}
+
 let recorder: ReturnType<typeof recordScopes> | undefined;
 function record(): ReturnType<typeof recordScopes> {
   recorder = recordScopes();
@@ -505,6 +511,7 @@ describe('binding a store: how APM tools bind their own context', () => {
     const als = new AsyncLocalStorage<string>();
     const seen: (string | undefined)[] = [];
     const handlers = {
+      ...noHandlers(),
       asyncEnd: () => {
         seen.push(als.getStore());
       },
@@ -562,6 +569,7 @@ describe('tracing changes no outcome and leaves nothing behind', () => {
     process.on('uncaughtException', onUncaught);
     const bad = new Error('subscriber bug');
     const handlers = {
+      ...noHandlers(),
       start: () => {
         throw bad;
       },
