@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { defineConfig } from 'tsup';
 
-const entry = { index: 'src/index.ts', testing: 'src/testing.ts' };
+const entry = { index: 'src/index.ts', testing: 'src/testing.ts', otel: 'src/otel.ts' };
 
 /**
  * One instance per process. The ambient scope lives in an AsyncLocalStorage
@@ -40,11 +40,11 @@ async function wrapEsmAroundCjs(): Promise<void> {
   if (!check.includes('withTimeout')) throw new Error('ESM wrapper is missing exports');
 }
 
-/** Resolves the engine's `./platform.js` to the browser implementation. */
+/** Resolves the engine's `./platform.js` (and `./trace.js`, the tracing hook) to the browser implementation. */
 const browserPlatform: Plugin = {
   name: 'loopsafe-browser-platform',
   setup(builder) {
-    builder.onResolve({ filter: /\/platform\.js$/ }, (args) => ({
+    builder.onResolve({ filter: /\/(platform|trace)\.js$/ }, (args) => ({
       path: resolve(args.resolveDir, args.path.replace(/\.js$/, '.browser.ts')),
     }));
   },

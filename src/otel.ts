@@ -136,7 +136,9 @@ function assertProvider(name: string, value: unknown, method: string): void {
     value === null ||
     typeof (value as Record<string, unknown>)[method] !== 'function'
   ) {
-    throw new TypeError(`Expected \`${name}\` to be an OpenTelemetry ${name} (with ${method}()), got ${describe(value)}`);
+    throw new TypeError(
+      `Expected \`${name}\` to be an OpenTelemetry ${name} (with ${method}()), got ${describe(value)}`,
+    );
   }
 }
 
@@ -175,7 +177,7 @@ function assertProvider(name: string, value: unknown, method: string): void {
  * @category OpenTelemetry
  * @example
  * ```ts
- * import { context, trace } from '@opentelemetry/api';
+ * import { context } from '@opentelemetry/api';
  * import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
  * import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
  * import { withTimeout } from 'loopsafe';
@@ -189,7 +191,7 @@ function assertProvider(name: string, value: unknown, method: string): void {
  *   using _instrumentation = instrument({ tracerProvider });
  *   await withTimeout(1_000, async () => {
  *     // The scope's span is active here: this span is its child.
- *     trace.getTracer('app').startActiveSpan('query', (span) => span.end());
+ *     tracerProvider.getTracer('app').startActiveSpan('query', (span) => span.end());
  *   }, { name: 'load-user' });
  * }
  * context.disable();
@@ -203,9 +205,10 @@ export function instrument(options?: InstrumentOptions): Instrumentation {
   assertProvider('tracerProvider', options?.tracerProvider, 'getTracer');
   assertProvider('meterProvider', options?.meterProvider, 'getMeter');
   const monitor = options?.monitor;
+  const given: unknown = monitor;
   if (
-    monitor !== undefined &&
-    (typeof monitor !== 'object' || monitor === null || typeof (monitor as Partial<EventLoopMonitor>).snapshot !== 'function')
+    given !== undefined &&
+    (typeof given !== 'object' || given === null || typeof (given as Partial<EventLoopMonitor>).snapshot !== 'function')
   ) {
     throw new TypeError(`Expected \`monitor\` to be what monitorEventLoop() returns, got ${describe(monitor)}`);
   }
@@ -247,7 +250,6 @@ export function instrument(options?: InstrumentOptions): Instrumentation {
     }
     span.end();
   };
-
 
   const activeSpan = (): Span | undefined => trace.getSpan(otelContext.active());
 

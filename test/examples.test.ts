@@ -34,11 +34,13 @@ const logged = new Map<number, string[]>();
 function localise(code: string): string {
   const index = pathToFileURL(join(root, 'src', 'index.ts')).href;
   const testing = pathToFileURL(join(root, 'src', 'testing.ts')).href;
+  const otel = pathToFileURL(join(root, 'src', 'otel.ts')).href;
   const instrumented = code
     .split('\n')
     .map((text, i) => text.replaceAll('console.log(', `__docLog(${String(i + 1)}, `))
     .join('\n')
     .replaceAll("from 'loopsafe/testing'", `from '${testing}'`)
+    .replaceAll("from 'loopsafe/otel'", `from '${otel}'`)
     .replaceAll("from 'loopsafe'", `from '${index}'`);
   const source = `${instrumented}\nexport {};\n`;
   if (!/^\s*@\w/m.test(code)) return source;

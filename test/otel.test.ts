@@ -148,9 +148,13 @@ describe('spans per named scope', () => {
       withTimeout(
         1_000,
         async () => {
-          app.startActiveSpan('before', (s) => s.end());
+          app.startActiveSpan('before', (s) => {
+            s.end();
+          });
           await safeSleep(10);
-          app.startActiveSpan('after', (s) => s.end());
+          app.startActiveSpan('after', (s) => {
+            s.end();
+          });
           return trace.getActiveSpan()?.spanContext().spanId;
         },
         { name: 'work', clock },
@@ -247,10 +251,16 @@ describe('spans per named scope', () => {
   it("a gather's tasks run in its span: their spans are its children", async () => {
     await safeGather(
       [
-        () => app.startActiveSpan('task 0', (s) => s.end()),
+        () => {
+          app.startActiveSpan('task 0', (s) => {
+            s.end();
+          });
+        },
         async () => {
           await Promise.resolve();
-          app.startActiveSpan('task 1', (s) => s.end());
+          app.startActiveSpan('task 1', (s) => {
+            s.end();
+          });
         },
       ],
       { name: 'fan-out' },

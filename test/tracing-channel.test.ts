@@ -278,10 +278,13 @@ describe('loopsafe:scope is a TracingChannel', () => {
 describe('every primitive is traced', () => {
   it('withSafeAsync: one scope per call, named after the function', async () => {
     const { log } = record();
-    const getUser = withSafeAsync(async function getUser(id: string) {
-      await Promise.resolve();
-      return id;
-    }, { timeout: 100 });
+    const getUser = withSafeAsync(
+      async function getUser(id: string) {
+        await Promise.resolve();
+        return id;
+      },
+      { timeout: 100 },
+    );
     await getUser('ada');
     expect(log).toEqual(['start getUser', 'end getUser', 'asyncStart getUser ok', 'asyncEnd getUser ok']);
   });

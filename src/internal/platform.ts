@@ -42,7 +42,8 @@ export function traceChannels(name: string): TraceChannels {
   const native = dc.tracingChannel?.(name) as unknown as Partial<TraceChannels> | undefined;
   if (native !== undefined && typeof native.hasSubscribers === 'boolean') return native as TraceChannels;
   const channel = (event: string) => diagnosticsChannel.channel(`tracing:${name}:${event}`);
-  const start = channel('start') as unknown as TraceChannels['start'] & Partial<Pick<TraceChannels['start'], 'runStores'>>;
+  const start = channel('start') as unknown as TraceChannels['start'] &
+    Partial<Pick<TraceChannels['start'], 'runStores'>>;
   const end = channel('end');
   const asyncStart = channel('asyncStart');
   const asyncEnd = channel('asyncEnd');
