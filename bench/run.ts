@@ -11,7 +11,7 @@
  *                           renders the summary (bench/README.md, docs/benchmarks.md) and the charts.
  *                           When Node 24 cannot be installed, the run says so and measures Node 20 alone.
  *       -- --runtimes node24     only these runtimes (node24, node26, and the running Node's node<major>)
- *       -- --only timeout,gather only these benches (scenarios, timeout, retry, gather, memory, als)
+ *       -- --only timeout,gather only these benches (scenarios, timeout, retry, gather, memory, als, tracing)
  *       -- --base <rev>          compare with the figures committed at <rev> instead of HEAD (a branch
  *                                that commits results as it goes compares with where it started)
  *   npm run bench:quick   — the smoke run in `npm test`: the running Node only, same scenarios, perf
@@ -45,6 +45,7 @@ const benches = [
   { name: 'gather', file: 'gather.bench.ts', label: 'gather' },
   { name: 'memory', file: 'memory.bench.ts', label: 'memory' },
   { name: 'als', file: 'als.bench.ts', label: 'ambient propagation' },
+  { name: 'tracing', file: 'tracing.bench.ts', label: 'tracing' },
 ] as const;
 
 /** A runtime the suite runs on: `key` names its results directory. */

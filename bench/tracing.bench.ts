@@ -1,0 +1,204 @@
+/**
+ * What the `loopsafe:scope` TracingChannel costs.
+ *
+ * - **Off** (nobody subscribed): `withTimeout(fn)` of this build against the
+ *   same call on the engine before the tracing hook (the sources at
+ *   `BEFORE_REV`, bundled here the same way), and against this build with the
+ *   hook compiled out (`trace.js` swapped for the browser build's, which
+ *   traces nothing): the hook's own read. All three are bundles loaded into
+ *   this one process and timed interleaved, round by round.
+ * - **On** (`loopsafe/otel` instrumenting, real SDK: a BasicTracerProvider
+ *   and the AsyncLocalStorageContextManager): a named `withTimeout` per span,
+ *   against the same call wrapped by hand in `tracer.startActiveSpan` (what a
+ *   user writes without loopsafe/otel), and against the call untraced.
+ *
+ * Run: node --import tsx bench/tracing.bench.ts   (--quick for a smoke run, --json for machine-readable output)
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { context, SpanStatusCode, type Span } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { build, type Plugin } from 'esbuild';
+import { withTimeout } from '../src/index.js';
+import { instrument } from '../src/otel.js';
+import { emit, flags, median, ratioTarget, round, usPerCall, type TimedRow } from './lib/harness.js';
+import { targets } from './lib/targets.js';
+
+const CALLS = flags.calls ?? (flags.quick ? 5_000 : 50_000);
+const ROUNDS = flags.rounds ?? (flags.quick ? 1 : 15);
+const MS = 3_600_000;
+/** The last commit before the tracing hook (issue 16). */
+const BEFORE_REV = '0299cf00b1c4399b14d7c52ea0945126bc4efde0';
+
+const BEFORE = 'loopsafe withTimeout(fn), before the tracing hook';
+const NO_HOOK = 'loopsafe withTimeout(fn), hook compiled out';
+const NOW = 'loopsafe withTimeout(fn)';
+const UNTRACED = 'withTimeout(fn, { name }), not instrumented';
+const BY_HAND = 'hand-made span: tracer.startActiveSpan around withTimeout';
+const OTEL = 'loopsafe/otel: withTimeout(fn, { name })';
+
+/** The repository root: benches run from it (`npm run bench`, `npx tsx bench/run.ts`). */
+const root = process.cwd();
+
+type Lib = { withTimeout: typeof withTimeout };
+
+/** Bundles `entry` (a src/index.ts) into one ESM file and loads it: an engine of its own. */
+async function load(entry: string, out: string, plugins: Plugin[] = []): Promise<Lib> {
+  await build({
+    entryPoints: [entry],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'error',
+    plugins,
+  });
+  return (await import(pathToFileURL(out).href)) as Lib;
+}
+
+/** This build's `trace.js` replaced by `trace.browser.ts`: the hook compiled out. */
+const noHook: Plugin = {
+  name: 'no-tracing-hook',
+  setup(builder) {
+    builder.onResolve({ filter: /\/trace\.js$/ }, (args) => ({
+      path: resolve(args.resolveDir, args.path.replace(/\.js$/, '.browser.ts')),
+    }));
+  },
+};
+
+/** Times each candidate `rounds` times, interleaved, each round between its own setup and teardown. */
+async function timeWithSetup(
+  candidates: Record<string, { run: () => Promise<unknown>; setup?: () => () => void }>,
+  baseline: string,
+): Promise<TimedRow[]> {
+  const names = Object.keys(candidates);
+  const samples = new Map<string, number[]>(names.map((name) => [name, []]));
+  const once = async (name: string, calls: number): Promise<number> => {
+    const candidate = candidates[name] as { run: () => Promise<unknown>; setup?: () => () => void };
+    const teardown = candidate.setup?.();
+    try {
+      return await usPerCall(candidate.run, calls);
+    } finally {
+      teardown?.();
+    }
+  };
+  for (const name of names) await once(name, Math.max(1, Math.floor(CALLS / 4)));
+  for (let r = 0; r < ROUNDS; r++) for (const name of names) samples.get(name)?.push(await once(name, CALLS));
+  const floor = median(samples.get(baseline) ?? []);
+  return names.map((name) => {
+    const us = median(samples.get(name) ?? []);
+    return { name, usPerCall: round(us, 4), ratio: round(us / floor) };
+  });
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'loopsafe-tracing-bench-'));
+  const notes: string[] = [];
+  const inFlight = setTimeout(() => undefined, MS).unref();
+  try {
+    const fn = (): Promise<number> => Promise.resolve(1);
+    const off: Record<string, { run: () => Promise<unknown> }> = {};
+    try {
+      execFileSync('sh', ['-c', `git -C "${root}" archive ${BEFORE_REV} src | tar -x -C "${work}"`]);
+      const before = await load(join(work, 'src', 'index.ts'), join(work, 'before.mjs'));
+      off[BEFORE] = { run: () => before.withTimeout(MS, fn) };
+    } catch (error) {
+      notes.push(`no "before" row: the sources at ${BEFORE_REV} could not be read (${String(error)})`);
+    }
+    const hookless = await load(join(root, 'src', 'index.ts'), join(work, 'no-hook.mjs'), [noHook]);
+    const current = await load(join(root, 'src', 'index.ts'), join(work, 'now.mjs'));
+    off[NO_HOOK] = { run: () => hookless.withTimeout(MS, fn) };
+    off[NOW] = { run: () => current.withTimeout(MS, fn) };
+    const baselineOff = BEFORE in off ? BEFORE : NO_HOOK;
+    const untraced = await timeWithSetup(off, baselineOff);
+
+    const contextManager = new AsyncLocalStorageContextManager();
+    context.setGlobalContextManager(contextManager);
+    const tracerProvider = new BasicTracerProvider();
+    const tracer = tracerProvider.getTracer('bench');
+    const named = { name: 'op' };
+    const traced = await timeWithSetup(
+      {
+        [UNTRACED]: { run: () => withTimeout(MS, fn, named) },
+        [BY_HAND]: {
+          run: () =>
+            // The same span loopsafe/otel makes: its timeout and outcome attributes, ERROR on a failure.
+            tracer.startActiveSpan('op', { attributes: { 'loopsafe.timeout_ms': MS } }, (span: Span) =>
+              withTimeout(MS, fn, named).then(
+                (value) => {
+                  span.setAttribute('loopsafe.outcome', 'ok');
+                  span.end();
+                  return value;
+                },
+                (error: unknown) => {
+                  span.setAttribute('loopsafe.outcome', 'error');
+                  span.setStatus({ code: SpanStatusCode.ERROR });
+                  span.end();
+                  throw error;
+                },
+              ),
+            ),
+        },
+        [OTEL]: {
+          run: () => withTimeout(MS, fn, named),
+          setup: () => {
+            const instrumentation = instrument({ tracerProvider });
+            return () => {
+              instrumentation.dispose();
+            };
+          },
+        },
+      },
+      UNTRACED,
+    );
+    context.disable();
+    const cost = (name: string): number =>
+      round(
+        (traced.find((row) => row.name === name)?.usPerCall ?? Number.NaN) -
+          (traced.find((row) => row.name === UNTRACED)?.usPerCall ?? Number.NaN),
+        3,
+      );
+    const tables = {
+      off: untraced,
+      on: traced,
+      perScope: [
+        { name: BY_HAND, usPerCall: cost(BY_HAND) },
+        { name: OTEL, usPerCall: cost(OTEL) },
+      ],
+    };
+    emit(
+      {
+        bench: 'tracing',
+        node: process.version,
+        quick: flags.quick,
+        params: { calls: CALLS, rounds: ROUNDS, before: BEFORE_REV },
+        tables,
+        targets: [
+          ratioTarget(targets.tracingOff, tables, 'off', NOW, baselineOff),
+          ratioTarget(targets.tracingOtel, tables, 'on', OTEL, BY_HAND),
+        ],
+        failures: [],
+        notes: [
+          ...notes,
+          'the "off" rows are three bundles of the engine loaded into one process, timed interleaved round by round; nobody subscribes to loopsafe:scope',
+          'the "on" rows use a BasicTracerProvider without a span processor (spans are made, recorded and ended, not exported) and the AsyncLocalStorageContextManager; loopsafe/otel is instrumented only while its own row runs',
+        ],
+      },
+      {
+        off: `Nobody listening (µs per call; ratio to ${baselineOff})`,
+        on: 'loopsafe/otel on (µs per call; ratio to the untraced call)',
+        perScope: 'What a span costs per scope (µs, over the untraced call)',
+      },
+    );
+  } finally {
+    clearTimeout(inFlight);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
