@@ -592,3 +592,32 @@ describe('tracing changes no outcome and leaves nothing behind', () => {
     }
   });
 });
+
+describe('traced, an error still keeps its caller’s async frames', () => {
+  const HANDLER_FRAME = /at (async )?handler \(/;
+
+  it.each([
+    ['a TimeoutError', () => withTimeout(5, () => never(), { name: 't' })],
+    [
+      "the work's own error",
+      () =>
+        withTimeout(1_000, async () => {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          throw new Error('work failed');
+        }),
+    ],
+    ['a gather’s TimeoutError', () => safeGather([() => never()], { timeout: 5 })],
+    ['a retry’s TimeoutError', () => retry(() => never(), { timeout: 5 })],
+  ])('%s', async (_label, call: () => Promise<unknown>) => {
+    record();
+    async function handler(): Promise<unknown> {
+      return await call();
+    }
+    const error = (await handler().then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error;
+    expect(error).toBeInstanceOf(Error);
+    expect(error.stack).toMatch(HANDLER_FRAME);
+  });
+});
