@@ -84,15 +84,20 @@ export type ScopeOutcome = 'ok' | 'timeout' | 'cancelled' | 'error';
  * import { channelNames, withTimeout, type ScopeTraceContext } from 'loopsafe';
  *
  * const scopes = diagnosticsChannel.tracingChannel<unknown, ScopeTraceContext>(channelNames.scope);
+ * const log = (event: string) => (context: ScopeTraceContext) => {
+ *   console.log(event, context.name, context.outcome ?? '');
+ * };
  * const handlers = {
- *   start: (context: ScopeTraceContext) => console.log('start', context.name),
- *   asyncEnd: (context: ScopeTraceContext) => console.log('asyncEnd', context.name, context.outcome),
+ *   start: log('start'),
+ *   end: log('end'),
+ *   asyncStart: log('asyncStart'),
+ *   asyncEnd: log('asyncEnd'),
+ *   error: log('error'),
  * };
  * scopes.subscribe(handlers);
  * await withTimeout(5, () => new Promise(() => {}), { name: 'slow' }).catch(() => {});
  * scopes.unsubscribe(handlers);
- * // start slow
- * // asyncEnd slow timeout
+ * // start slow, end slow, then 5 ms later: error slow timeout, asyncStart slow timeout, asyncEnd slow timeout
  * ```
  */
 export interface ScopeTraceContext {
