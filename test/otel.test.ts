@@ -387,6 +387,49 @@ describe('event-loop metrics', () => {
   });
 });
 
+describe('leaves nothing behind', () => {
+  it('a settled scope is not kept alive by its span bookkeeping (heap, after GC)', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    expect(gc, 'run with --expose-gc').toBeTypeOf('function');
+    const contexts: WeakRef<object>[] = [];
+    const none = (): void => undefined;
+    const handlers = {
+      start: (message: object) => contexts.push(new WeakRef(message)),
+      end: none,
+      asyncStart: none,
+      asyncEnd: none,
+      error: none,
+    };
+    scopeChannels.subscribe(handlers);
+    try {
+      const clock = createManualClock();
+      const runs = [];
+      for (let i = 0; i < 100; i++) {
+        const kind = i % 3;
+        runs.push(
+          observe(
+            withTimeout(10, () => (kind === 0 ? 'ok' : kind === 1 ? never() : Promise.reject(new Error('failed'))), {
+              name: `scope ${String(i)}`,
+              clock,
+            }),
+          ),
+        );
+      }
+      await clock.advance(10);
+      expect(runs.every((run) => run.outcome.status !== 'pending')).toBe(true);
+    } finally {
+      scopeChannels.unsubscribe(handlers);
+    }
+    expect(spans()).toHaveLength(100);
+    await flush();
+    gc?.();
+    gc?.();
+    // Still instrumenting: the spans of settled scopes were let go.
+    expect(instrumentation?.active).toBe(true);
+    expect(contexts.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+  });
+});
+
 describe('dispose, and off', () => {
   it('dispose stops new spans, ends the open ones, and leaves no subscriber on any channel', async () => {
     const clock = createManualClock();
