@@ -151,6 +151,8 @@ class RetryLoop<T> {
   scope: ScopeNode | undefined = undefined;
   /** Each attempt runs in a child scope of its own, traced on `loopsafe:scope`. */
   traced = false;
+  /** Whether the attempts' scopes are named (for tracing). */
+  attemptsNamed = true;
   #previousDelay: number | undefined = undefined;
   readonly #fn: (context: RetryContext) => T | PromiseLike<T>;
   readonly #plan: Plan;
@@ -250,7 +252,7 @@ class RetryLoop<T> {
       return this.#fn(new Attempt(attempt, scope));
     const child = openChild(scope, {
       name: `${scope.name} attempt ${String(attempt)}`,
-      named: scope.named,
+      named: this.attemptsNamed,
       timeoutMs: attemptTimeout,
     });
     return runScoped(child, (s) => this.#fn(new Attempt(attempt, s)));
@@ -362,6 +364,29 @@ export function retry<T>(
   fn: (context: RetryContext) => T | PromiseLike<T>,
   options?: RetryOptions,
 ): Promise<Awaited<T>> {
+  return retryTraced(fn, options, undefined);
+}
+
+/** How a retry's scopes are named for tracing (see `OpenOptions.named`). */
+export interface RetryNaming {
+  /** Whether the retry's own scope is named. */
+  readonly scope: boolean;
+  /** Whether its attempts' scopes are. */
+  readonly attempts: boolean;
+}
+
+/**
+ * {@link retry}, with the naming of its scopes given: `withSafeAsync` runs its
+ * retry in an unnamed scope (the call's own scope, of the same name, is the
+ * span), its attempts named after the call.
+ *
+ * @internal
+ */
+export function retryTraced<T>(
+  fn: (context: RetryContext) => T | PromiseLike<T>,
+  options: RetryOptions | undefined,
+  naming: RetryNaming | undefined,
+): Promise<Awaited<T>> {
   assertFunction('fn', fn);
   const plan = readPlan(options);
   const parent = ambientScope();
@@ -385,10 +410,12 @@ export function retry<T>(
       return Promise.reject(error);
     }
   }
+  const named = options?.name !== undefined || fn.name !== '';
   loop.traced = traced;
+  loop.attemptsNamed = naming?.attempts ?? named;
   const scope = openScope({
     name,
-    named: options?.name !== undefined || fn.name !== '',
+    named: naming?.scope ?? named,
     timeoutMs: timeout,
     signal: options?.signal,
     clock,

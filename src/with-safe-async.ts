@@ -20,7 +20,7 @@ import {
   describe,
 } from './internal/validate.js';
 import { assertRetryOptions } from './internal/retry-plan.js';
-import { retry, type RetryOptions } from './retry.js';
+import { retryTraced, type RetryOptions } from './retry.js';
 import { Semaphore } from './semaphore.js';
 
 /**
@@ -173,14 +173,19 @@ function invoke<This, Args extends unknown[], R>(
     retryOptions === undefined
       ? (): R | PromiseLike<R> => fn.apply(self, args)
       : (): Promise<Awaited<R>> =>
-          retry(() => fn.apply(self, args), {
-            ...retryOptions,
-            name: retryOptions.name ?? name,
-            onRetry: (event) => {
-              lastFailure = { error: event.error };
-              return retryOptions.onRetry?.(event);
+          retryTraced(
+            () => fn.apply(self, args),
+            {
+              ...retryOptions,
+              name: retryOptions.name ?? name,
+              onRetry: (event) => {
+                lastFailure = { error: event.error };
+                return retryOptions.onRetry?.(event);
+              },
             },
-          });
+            // Traced, the call's scope is the span; its retry's scope is one only if named on its own.
+            { scope: retryOptions.name !== undefined, attempts: retryOptions.name !== undefined || plan.named },
+          );
   if (semaphore === undefined) return runScoped(scope, call) as Promise<Awaited<R>>;
   // The call's scope is owned by its work, which holds the permit until it settles — also past the
   // deadline, when it ignores its signal: the caller is released at the deadline, the limit counts

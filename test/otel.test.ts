@@ -30,6 +30,7 @@ import {
   safeGather,
   safeSleep,
   TimeoutError,
+  withSafeAsync,
   withTimeout,
   type EventLoopSample,
 } from '../src/index.js';
@@ -305,6 +306,24 @@ describe('retries, circuits, sheds', () => {
       ],
     ]);
     expect(await counted('loopsafe.retries')).toEqual([{ attributes: { 'loopsafe.scope': 'fetch' }, value: 1 }]);
+  });
+
+  it('withSafeAsync with retry: one span per call, the attempts its children, the retry waits its events', async () => {
+    let calls = 0;
+    const getUser = withSafeAsync(
+      function getUser(id: string) {
+        calls++;
+        if (calls === 1) throw new Error('cold cache');
+        return id;
+      },
+      { timeout: 1_000, retry: { backoff: { initialMs: 0 } } },
+    );
+    await expect(getUser('ada')).resolves.toBe('ada');
+    const call = span('getUser');
+    expect(spans().map((s) => s.name)).toEqual(['getUser attempt 1', 'getUser attempt 2', 'getUser']);
+    expect(isChildOf(span('getUser attempt 1'), call)).toBe(true);
+    expect(isChildOf(span('getUser attempt 2'), call)).toBe(true);
+    expect(call.events.map((event) => event.name)).toEqual(['loopsafe.retry']);
   });
 
   it('loopsafe.timeouts counts timeouts by scope', async () => {

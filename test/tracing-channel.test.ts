@@ -289,6 +289,34 @@ describe('every primitive is traced', () => {
     expect(log).toEqual(['start getUser', 'end getUser', 'asyncStart getUser ok', 'asyncEnd getUser ok']);
   });
 
+  it('withSafeAsync with retry: the call is the named scope, its attempts named after it', async () => {
+    const { contexts } = record();
+    const failure = new Error('once');
+    let calls = 0;
+    const getUser = withSafeAsync(
+      function getUser() {
+        calls++;
+        if (calls === 1) throw failure;
+        return 'ada';
+      },
+      { timeout: 1_000, retry: { backoff: { initialMs: 0 } } },
+    );
+    await expect(getUser()).resolves.toBe('ada');
+    expect(contexts.map((context) => [context.name, context.named])).toEqual([
+      ['getUser', true],
+      ['getUser', false],
+      ['getUser attempt 1', true],
+      ['getUser attempt 2', true],
+    ]);
+    const anonymous = withSafeAsync(() => 'x', { retry: {} });
+    await anonymous();
+    expect(contexts.slice(4).map((context) => [context.name, context.named])).toEqual([
+      ['withSafeAsync', false],
+      ['withSafeAsync', false],
+      ['withSafeAsync attempt 1', false],
+    ]);
+  });
+
   it('retry: each attempt a child scope of the retry scope, traced inside it', async () => {
     const clock = createManualClock();
     const { log, contexts } = record();
