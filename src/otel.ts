@@ -13,6 +13,7 @@
  */
 import {
   context as otelContext,
+  diag,
   metrics,
   SpanStatusCode,
   trace,
@@ -115,6 +116,21 @@ const otelStore = {
     };
   },
 };
+
+/**
+ * A subscriber that never throws: `diagnostics_channel` reports a throwing
+ * subscriber as an uncaught exception, which would take the process down for
+ * a broken exporter. The error goes to OpenTelemetry's diagnostic logger.
+ */
+function guarded(handler: (message: unknown) => void): (message: unknown) => void {
+  return (message) => {
+    try {
+      handler(message);
+    } catch (error) {
+      diag.error('loopsafe/otel: a subscriber failed', error);
+    }
+  };
+}
 
 function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
@@ -230,14 +246,21 @@ export function instrument(options?: InstrumentOptions): Instrumentation {
   const transform = (message: ScopeTraceContext): Context => {
     const parent = otelContext.active();
     if (!active || !message.named) return parent;
-    const attributes: Attributes = {};
-    if (isFiniteNumber(message.timeoutMs)) attributes['loopsafe.timeout_ms'] = message.timeoutMs;
-    const span = tracer.startSpan(message.name, { attributes }, parent);
-    open.set(message, span);
-    return trace.setSpan(parent, span);
+    try {
+      const attributes: Attributes = {};
+      if (isFiniteNumber(message.timeoutMs)) attributes['loopsafe.timeout_ms'] = message.timeoutMs;
+      const span = tracer.startSpan(message.name, { attributes }, parent);
+      open.set(message, span);
+      return trace.setSpan(parent, span);
+    } catch (error) {
+      // A store transform that throws is an uncaught exception to diagnostics_channel: a broken
+      // tracer costs the span, never the process.
+      diag.error('loopsafe/otel: could not start a span', error);
+      return parent;
+    }
   };
 
-  const onScopeEnd = (message: unknown): void => {
+  const onScopeEnd = guarded((message: unknown): void => {
     const traced = message as ScopeTraceContext;
     const span = open.get(traced);
     if (span === undefined) return;
@@ -249,15 +272,15 @@ export function instrument(options?: InstrumentOptions): Instrumentation {
       span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
     }
     span.end();
-  };
+  });
 
   const activeSpan = (): Span | undefined => trace.getSpan(otelContext.active());
 
-  const onTimeout = (message: unknown): void => {
+  const onTimeout = guarded((message: unknown): void => {
     const { scopeName } = message as TimeoutMessage;
     timeouts.add(1, { 'loopsafe.scope': scopeName });
-  };
-  const onRetry = (message: unknown): void => {
+  });
+  const onRetry = guarded((message: unknown): void => {
     const { name, attempt, delayMs, error } = message as RetryMessage;
     retries.add(1, { 'loopsafe.scope': name });
     activeSpan()?.addEvent('loopsafe.retry', {
@@ -266,8 +289,8 @@ export function instrument(options?: InstrumentOptions): Instrumentation {
       'loopsafe.delay_ms': delayMs,
       'exception.message': errorMessage(error),
     });
-  };
-  const onShed = (message: unknown): void => {
+  });
+  const onShed = guarded((message: unknown): void => {
     const { reason, lagMs, retryAfterSeconds } = message as ShedMessage;
     sheds.add(1, { 'loopsafe.reason': reason });
     activeSpan()?.addEvent('loopsafe.shed', {
@@ -275,8 +298,8 @@ export function instrument(options?: InstrumentOptions): Instrumentation {
       'loopsafe.lag_ms': lagMs,
       'loopsafe.retry_after_s': retryAfterSeconds,
     });
-  };
-  const onCircuit = (message: unknown): void => {
+  });
+  const onCircuit = guarded((message: unknown): void => {
     // Published by a circuit breaker; read defensively: only what is there, as strings.
     const { name, from, to } = (typeof message === 'object' && message !== null ? message : {}) as CircuitMessage;
     const attributes: Attributes = {
@@ -286,7 +309,7 @@ export function instrument(options?: InstrumentOptions): Instrumentation {
     };
     transitions.add(1, attributes);
     activeSpan()?.addEvent('loopsafe.circuit', attributes);
-  };
+  });
 
   const scopes = diagnosticsChannel.tracingChannel<Context, ScopeTraceContext>(channelNames.scope);
   scopes.start.bindStore(otelStore as unknown as AsyncLocalStorage<Context>, transform);

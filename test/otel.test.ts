@@ -406,6 +406,48 @@ describe('event-loop metrics', () => {
   });
 });
 
+describe('a broken tracer or exporter costs spans, never the scope or the process', () => {
+  it('startSpan and span.end throwing: the scopes settle as they would, nothing is raised', async () => {
+    instrumentation?.dispose();
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => {
+      uncaught.push(error);
+    };
+    const listeners = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', onUncaught);
+    const broken = new Error('exporter down');
+    let startSpans = 0;
+    const realTracer = tracerProvider.getTracer('broken');
+    const brokenProvider = {
+      getTracer: () => ({
+        ...realTracer,
+        startSpan: (...args: Parameters<typeof realTracer.startSpan>) => {
+          startSpans++;
+          if (startSpans === 1) throw broken;
+          const made = realTracer.startSpan(...args);
+          return Object.assign(Object.create(made) as typeof made, {
+            end: () => {
+              throw broken;
+            },
+          });
+        },
+      }),
+    };
+    try {
+      instrumentation = instrument({ tracerProvider: brokenProvider, meterProvider });
+      await expect(withTimeout(100, () => 'first', { name: 'a' })).resolves.toBe('first');
+      await expect(withTimeout(100, () => 'second', { name: 'b' })).resolves.toBe('second');
+      await flush();
+      expect(startSpans).toBe(2);
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      for (const listener of listeners) process.on('uncaughtException', listener);
+    }
+  });
+});
+
 describe('leaves nothing behind', () => {
   it('a settled scope is not kept alive by its span bookkeeping (heap, after GC)', async () => {
     const gc = (globalThis as { gc?: () => void }).gc;
