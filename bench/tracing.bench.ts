@@ -35,7 +35,6 @@ const MS = 3_600_000;
 const BEFORE_REV = '0299cf00b1c4399b14d7c52ea0945126bc4efde0';
 
 const BEFORE = 'loopsafe withTimeout(fn), before the tracing hook';
-const NO_HOOK = 'loopsafe withTimeout(fn), hook compiled out';
 const NOW = 'loopsafe withTimeout(fn)';
 const UNTRACED = 'withTimeout(fn, { name }), not instrumented';
 const BY_HAND = 'hand-made span: tracer.startActiveSpan around withTimeout';
@@ -44,7 +43,7 @@ const OTEL = 'loopsafe/otel: withTimeout(fn, { name })';
 /** The repository root: benches run from it (`npm run bench`, `npx tsx bench/run.ts`). */
 const root = process.cwd();
 
-type Lib = { withTimeout: typeof withTimeout };
+type Lib = Pick<typeof import('../src/index.js'), 'withTimeout' | 'retry' | 'safeGather'>;
 
 /** Bundles `entry` (a src/index.ts) into one ESM file and loads it: an engine of its own. */
 async function load(entry: string, out: string, plugins: Plugin[] = []): Promise<Lib> {
@@ -71,7 +70,10 @@ const noHook: Plugin = {
   },
 };
 
-/** Times each candidate `rounds` times, interleaved, each round between its own setup and teardown. */
+/**
+ * Times each candidate `rounds` times, interleaved (alternately forward and backward), each run
+ * between its own setup and teardown; medians, and ratios to `baseline`.
+ */
 async function timeWithSetup(
   candidates: Record<string, { run: () => Promise<unknown>; setup?: () => () => void }>,
   baseline: string,
@@ -88,7 +90,10 @@ async function timeWithSetup(
     }
   };
   for (const name of names) await once(name, Math.max(1, Math.floor(CALLS / 4)));
-  for (let r = 0; r < ROUNDS; r++) for (const name of names) samples.get(name)?.push(await once(name, CALLS));
+  // Forward, then backward, round by round: no candidate always runs first (or right after another).
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const name of r % 2 === 0 ? names : [...names].reverse()) samples.get(name)?.push(await once(name, CALLS));
+  }
   const floor = median(samples.get(baseline) ?? []);
   return names.map((name) => {
     const us = median(samples.get(name) ?? []);
@@ -102,20 +107,29 @@ async function main(): Promise<void> {
   const inFlight = setTimeout(() => undefined, MS).unref();
   try {
     const fn = (): Promise<number> => Promise.resolve(1);
-    const off: Record<string, { run: () => Promise<unknown> }> = {};
+    const libs: [string, Lib][] = [];
     try {
       execFileSync('sh', ['-c', `git -C "${root}" archive ${BEFORE_REV} src | tar -x -C "${work}"`]);
-      const before = await load(join(work, 'src', 'index.ts'), join(work, 'before.mjs'));
-      off[BEFORE] = { run: () => before.withTimeout(MS, fn) };
+      libs.push(['before the tracing hook', await load(join(work, 'src', 'index.ts'), join(work, 'before.mjs'))]);
     } catch (error) {
-      notes.push(`no "before" row: the sources at ${BEFORE_REV} could not be read (${String(error)})`);
+      notes.push(`no "before" rows: the sources at ${BEFORE_REV} could not be read (${String(error)})`);
     }
-    const hookless = await load(join(root, 'src', 'index.ts'), join(work, 'no-hook.mjs'), [noHook]);
-    const current = await load(join(root, 'src', 'index.ts'), join(work, 'now.mjs'));
-    off[NO_HOOK] = { run: () => hookless.withTimeout(MS, fn) };
-    off[NOW] = { run: () => current.withTimeout(MS, fn) };
-    const baselineOff = BEFORE in off ? BEFORE : NO_HOOK;
-    const untraced = await timeWithSetup(off, baselineOff);
+    libs.push(['hook compiled out', await load(join(root, 'src', 'index.ts'), join(work, 'no-hook.mjs'), [noHook])]);
+    libs.push(['', await load(join(root, 'src', 'index.ts'), join(work, 'now.mjs'))]);
+    /** One table per call: the call on each bundle, the first bundle its baseline. */
+    const offTable = async (call: string, run: (lib: Lib) => Promise<unknown>): Promise<TimedRow[]> => {
+      const candidates = Object.fromEntries(
+        libs.map(([label, lib]) => [
+          label === '' ? `loopsafe ${call}` : `loopsafe ${call}, ${label}`,
+          { run: () => run(lib) },
+        ]),
+      );
+      return timeWithSetup(candidates, Object.keys(candidates)[0] as string);
+    };
+    const untraced = await offTable('withTimeout(fn)', (lib) => lib.withTimeout(MS, fn));
+    const baselineOff = untraced[0]?.name ?? BEFORE;
+    const untracedRetry = await offTable('retry(fn, { timeout })', (lib) => lib.retry(fn, { timeout: MS }));
+    const untracedGather = await offTable('safeGather([fn, fn])', (lib) => lib.safeGather([fn, fn]));
 
     const contextManager = new AsyncLocalStorageContextManager();
     context.setGlobalContextManager(contextManager);
@@ -165,6 +179,8 @@ async function main(): Promise<void> {
       );
     const tables = {
       off: untraced,
+      offRetry: untracedRetry,
+      offGather: untracedGather,
       on: traced,
       perScope: [
         { name: BY_HAND, usPerCall: cost(BY_HAND) },
@@ -191,6 +207,8 @@ async function main(): Promise<void> {
       },
       {
         off: `Nobody listening (µs per call; ratio to ${baselineOff})`,
+        offRetry: 'Nobody listening: retry (µs per call; ratio to the first row)',
+        offGather: 'Nobody listening: safeGather (µs per call; ratio to the first row)',
         on: 'loopsafe/otel on (µs per call; ratio to the untraced call)',
         perScope: 'What a span costs per scope (µs, over the untraced call)',
       },

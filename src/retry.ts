@@ -255,7 +255,7 @@ class RetryLoop<T> {
       named: this.attemptsNamed,
       timeoutMs: attemptTimeout,
     });
-    return runScoped(child, (s) => this.#fn(new Attempt(attempt, s)));
+    return runScoped(child, (s) => this.#fn(new Attempt(attempt, s)), this.traced);
   }
 
   /** The server's `retryAfter`, else the backoff delay — capped by `maxMs`. */
@@ -422,5 +422,5 @@ export function retryTraced<T>(
     timeoutError: (s) => loop.timeoutError(s),
   });
   loop.scope = scope;
-  return runScoped(scope, () => loop.run()) as Promise<Awaited<T>>;
+  return runScoped(scope, () => loop.run(), traced) as Promise<Awaited<T>>;
 }

@@ -152,10 +152,17 @@ export function adopt<R>(result: R | PromiseLike<R>): R | Promise<R> {
  * `fn`'s promise reaches the returned one through promise links only, never a
  * callback that calls `resolve`: an error thrown by the work keeps the
  * caller's async frames.
+ *
+ * Traced on `loopsafe:scope` (see `trace.ts`) when `traced`: by default,
+ * whether anything listens there.
  */
-export function runScoped<T>(scope: ScopeNode, fn: (scope: ScopeNode) => T | PromiseLike<T>): Promise<T> {
-  // The tracing hook: one read when nobody listens on `loopsafe:scope`.
-  if (tracingScopes()) return traceScope(scope, () => runOwned(scope, fn));
+export function runScoped<T>(
+  scope: ScopeNode,
+  fn: (scope: ScopeNode) => T | PromiseLike<T>,
+  // The tracing hook: one read when nobody listens on `loopsafe:scope` (a caller that has read it already passes it).
+  traced: boolean = tracingScopes(),
+): Promise<T> {
+  if (traced) return traceScope(scope, () => runOwned(scope, fn));
   return runOwned(scope, fn);
 }
 
