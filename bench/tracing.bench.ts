@@ -30,6 +30,8 @@ import { targets } from './lib/targets.js';
 
 const CALLS = flags.calls ?? (flags.quick ? 5_000 : 50_000);
 const ROUNDS = flags.rounds ?? (flags.quick ? 1 : 15);
+/** Child processes the "off" tables are measured in (see measureOffInChildren). */
+const PROCESSES = flags.quick ? 1 : 5;
 const MS = 3_600_000;
 /** The last commit before the tracing hook (issue 16). */
 const BEFORE_REV = '0299cf00b1c4399b14d7c52ea0945126bc4efde0';
@@ -43,6 +45,7 @@ const OTEL = 'loopsafe/otel: withTimeout(fn, { name })';
 /** The repository root: benches run from it (`npm run bench`, `npx tsx bench/run.ts`). */
 const root = process.cwd();
 
+type OffTable = 'off' | 'offRetry' | 'offGather';
 type Lib = Pick<typeof import('../src/index.js'), 'withTimeout' | 'retry' | 'safeGather'>;
 
 /** Bundles `entry` (a src/index.ts) into one ESM file and loads it: an engine of its own. */
@@ -101,35 +104,94 @@ async function timeWithSetup(
   });
 }
 
+/** The "off" tables, measured in this process: each call on each bundle, the first bundle its baseline. */
+async function measureOff(work: string, notes: string[]): Promise<Record<OffTable, TimedRow[]>> {
+  const fn = (): Promise<number> => Promise.resolve(1);
+  const libs: [string, Lib][] = [];
+  try {
+    execFileSync('sh', ['-c', `git -C "${root}" archive ${BEFORE_REV} src | tar -x -C "${work}"`]);
+    libs.push(['before the tracing hook', await load(join(work, 'src', 'index.ts'), join(work, 'before.mjs'))]);
+  } catch (error) {
+    notes.push(`no "before" rows: the sources at ${BEFORE_REV} could not be read (${String(error)})`);
+  }
+  libs.push(['hook compiled out', await load(join(root, 'src', 'index.ts'), join(work, 'no-hook.mjs'), [noHook])]);
+  libs.push(['', await load(join(root, 'src', 'index.ts'), join(work, 'now.mjs'))]);
+  const offTable = async (call: string, run: (lib: Lib) => Promise<unknown>): Promise<TimedRow[]> => {
+    const candidates = Object.fromEntries(
+      libs.map(([label, lib]) => [
+        label === '' ? `loopsafe ${call}` : `loopsafe ${call}, ${label}`,
+        { run: () => run(lib) },
+      ]),
+    );
+    return timeWithSetup(candidates, Object.keys(candidates)[0] as string);
+  };
+  return {
+    off: await offTable('withTimeout(fn)', (lib) => lib.withTimeout(MS, fn)),
+    offRetry: await offTable('retry(fn, { timeout })', (lib) => lib.retry(fn, { timeout: MS })),
+    offGather: await offTable('safeGather([fn, fn])', (lib) => lib.safeGather([fn, fn])),
+  };
+}
+
+/**
+ * The "off" tables over {@link PROCESSES} child processes of this script, one after the other: a
+ * bundle's speed varies from process to process (code placement, GC timing) by more than the check
+ * being measured, so each row is the median over the processes, and `offRuns` lists each process's
+ * ratio for the target's row.
+ */
+function measureOffInChildren(): {
+  tables: Record<OffTable, TimedRow[]>;
+  runs: number[];
+  notes: string[];
+} {
+  const script = process.argv[1] as string;
+  const passed = process.argv.slice(2).filter((arg) => arg !== '--json');
+  const results: { tables: Record<OffTable, TimedRow[]>; notes: string[] }[] = [];
+  for (let i = 0; i < PROCESSES; i++) {
+    const out = execFileSync(process.execPath, [...process.execArgv, script, ...passed, '--off-child'], {
+      cwd: root,
+      encoding: 'utf8',
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    results.push(
+      JSON.parse(out.trim().split('\n').at(-1) ?? '') as { tables: Record<OffTable, TimedRow[]>; notes: string[] },
+    );
+  }
+  const keys: OffTable[] = ['off', 'offRetry', 'offGather'];
+  const tables = Object.fromEntries(
+    keys.map((key) => [
+      key,
+      (results[0]?.tables[key] ?? []).map((row, index) => ({
+        name: row.name,
+        usPerCall: round(median(results.map((result) => result.tables[key][index]?.usPerCall ?? Number.NaN)), 4),
+        ratio: round(median(results.map((result) => result.tables[key][index]?.ratio ?? Number.NaN))),
+      })),
+    ]),
+  ) as Record<OffTable, TimedRow[]>;
+  const runs = results.map((result) => {
+    const rows = result.tables.off;
+    return round(
+      (rows.find((row) => row.name === NOW)?.usPerCall ?? Number.NaN) / (rows[0]?.usPerCall ?? Number.NaN),
+      3,
+    );
+  });
+  return { tables, runs, notes: [...new Set(results.flatMap((result) => result.notes))] };
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'loopsafe-tracing-bench-'));
   const notes: string[] = [];
   const inFlight = setTimeout(() => undefined, MS).unref();
   try {
-    const fn = (): Promise<number> => Promise.resolve(1);
-    const libs: [string, Lib][] = [];
-    try {
-      execFileSync('sh', ['-c', `git -C "${root}" archive ${BEFORE_REV} src | tar -x -C "${work}"`]);
-      libs.push(['before the tracing hook', await load(join(work, 'src', 'index.ts'), join(work, 'before.mjs'))]);
-    } catch (error) {
-      notes.push(`no "before" rows: the sources at ${BEFORE_REV} could not be read (${String(error)})`);
+    if (process.argv.includes('--off-child')) {
+      const tables = await measureOff(work, notes);
+      console.log(JSON.stringify({ tables, notes }));
+      return;
     }
-    libs.push(['hook compiled out', await load(join(root, 'src', 'index.ts'), join(work, 'no-hook.mjs'), [noHook])]);
-    libs.push(['', await load(join(root, 'src', 'index.ts'), join(work, 'now.mjs'))]);
-    /** One table per call: the call on each bundle, the first bundle its baseline. */
-    const offTable = async (call: string, run: (lib: Lib) => Promise<unknown>): Promise<TimedRow[]> => {
-      const candidates = Object.fromEntries(
-        libs.map(([label, lib]) => [
-          label === '' ? `loopsafe ${call}` : `loopsafe ${call}, ${label}`,
-          { run: () => run(lib) },
-        ]),
-      );
-      return timeWithSetup(candidates, Object.keys(candidates)[0] as string);
-    };
-    const untraced = await offTable('withTimeout(fn)', (lib) => lib.withTimeout(MS, fn));
+    const fn = (): Promise<number> => Promise.resolve(1);
+    const off = measureOffInChildren();
+    notes.push(...off.notes);
+    const untraced = off.tables.off;
     const baselineOff = untraced[0]?.name ?? BEFORE;
-    const untracedRetry = await offTable('retry(fn, { timeout })', (lib) => lib.retry(fn, { timeout: MS }));
-    const untracedGather = await offTable('safeGather([fn, fn])', (lib) => lib.safeGather([fn, fn]));
 
     const contextManager = new AsyncLocalStorageContextManager();
     context.setGlobalContextManager(contextManager);
@@ -179,8 +241,9 @@ async function main(): Promise<void> {
       );
     const tables = {
       off: untraced,
-      offRetry: untracedRetry,
-      offGather: untracedGather,
+      offRuns: off.runs.map((ratio, index) => ({ name: `process ${String(index + 1)}`, ratio })),
+      offRetry: off.tables.offRetry,
+      offGather: off.tables.offGather,
       on: traced,
       perScope: [
         { name: BY_HAND, usPerCall: cost(BY_HAND) },
@@ -192,7 +255,7 @@ async function main(): Promise<void> {
         bench: 'tracing',
         node: process.version,
         quick: flags.quick,
-        params: { calls: CALLS, rounds: ROUNDS, before: BEFORE_REV },
+        params: { calls: CALLS, rounds: ROUNDS, processes: PROCESSES, before: BEFORE_REV },
         tables,
         targets: [
           ratioTarget(targets.tracingOff, tables, 'off', NOW, baselineOff),
@@ -201,12 +264,13 @@ async function main(): Promise<void> {
         failures: [],
         notes: [
           ...notes,
-          'the "off" rows are three bundles of the engine loaded into one process, timed interleaved round by round; nobody subscribes to loopsafe:scope',
+          `the "off" rows are three bundles of the engine loaded into one process, timed interleaved round by round (alternately forward and backward); each row is the median over ${String(PROCESSES)} such processes, run one after the other; nobody subscribes to loopsafe:scope`,
           'the "on" rows use a BasicTracerProvider without a span processor (spans are made, recorded and ended, not exported) and the AsyncLocalStorageContextManager; loopsafe/otel is instrumented only while its own row runs',
         ],
       },
       {
-        off: `Nobody listening (µs per call; ratio to ${baselineOff})`,
+        off: `Nobody listening (µs per call; ratio to ${baselineOff}; medians over the processes)`,
+        offRuns: `Nobody listening: withTimeout(fn) against ${baselineOff}, in each process`,
         offRetry: 'Nobody listening: retry (µs per call; ratio to the first row)',
         offGather: 'Nobody listening: safeGather (µs per call; ratio to the first row)',
         on: 'loopsafe/otel on (µs per call; ratio to the untraced call)',
