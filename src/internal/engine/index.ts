@@ -162,12 +162,8 @@ export function runScoped<T>(
   // The tracing hook: one read when nobody listens on `loopsafe:scope` (a caller that has read it already passes it).
   traced: boolean = tracingScopes(),
 ): Promise<T> {
-  if (traced) return traceScope(scope, () => runOwned(scope, fn));
-  return runOwned(scope, fn);
-}
-
-/** {@link runScoped}, untraced. */
-function runOwned<T>(scope: ScopeNode, fn: (scope: ScopeNode) => T | PromiseLike<T>): Promise<T> {
+  // Traced, it runs itself untraced inside the trace: the untraced path has no extra call.
+  if (traced) return traceScope(scope, () => runScoped(scope, fn, false));
   if (scope.cancelled) {
     scope.exit();
     return rejectedAtCaller(scope.reason);
