@@ -11,6 +11,7 @@ const entry = {
   fastify: 'src/fastify.ts',
   express: 'src/express.ts',
   hono: 'src/hono.ts',
+  otel: 'src/otel.ts',
 };
 
 /**
@@ -72,11 +73,11 @@ const coreFromIndex: Plugin = {
   },
 };
 
-/** Resolves the engine's `./platform.js` to the browser implementation. */
+/** Resolves the engine's `./platform.js` (and `./trace.js`, the tracing hook) to the browser implementation. */
 const browserPlatform: Plugin = {
   name: 'loopsafe-browser-platform',
   setup(builder) {
-    builder.onResolve({ filter: /\/platform\.js$/ }, (args) => ({
+    builder.onResolve({ filter: /\/(platform|trace)\.js$/ }, (args) => ({
       path: resolve(args.resolveDir, args.path.replace(/\.js$/, '.browser.ts')),
     }));
   },

@@ -11,7 +11,7 @@
  *                           renders the summary (bench/README.md, docs/benchmarks.md) and the charts.
  *                           When Node 24 cannot be installed, the run says so and measures Node 20 alone.
  *       -- --runtimes node24     only these runtimes (node24, node26, and the running Node's node<major>)
- *       -- --only timeout,gather only these benches (scenarios, timeout, retry, gather, memory, als, http, policies, race)
+ *       -- --only timeout,gather only these benches (scenarios, timeout, retry, gather, memory, als, http, policies, race, tracing)
  *       -- --base <rev>          compare with the figures committed at <rev> instead of HEAD (a branch
  *                                that commits results as it goes compares with where it started)
  *   npm run bench:quick   — the smoke run in `npm test`: the running Node only, same scenarios, perf
@@ -48,6 +48,7 @@ const benches = [
   { name: 'http', file: 'http.bench.ts', label: 'HTTP' },
   { name: 'policies', file: 'policies.bench.ts', label: 'resilience policies' },
   { name: 'race', file: 'policies-race.bench.ts', label: 'race' },
+  { name: 'tracing', file: 'tracing.bench.ts', label: 'tracing' },
 ] as const;
 
 /** A runtime the suite runs on: `key` names its results directory. */

@@ -96,6 +96,10 @@ try {
       `dist/${name}.d.ts`,
       `dist/${name}.d.cts`,
     ]),
+    'dist/otel.js',
+    'dist/otel.cjs',
+    'dist/otel.d.ts',
+    'dist/otel.d.cts',
     'dist/browser.js',
     'LICENSE',
     'README.md',
@@ -106,6 +110,17 @@ try {
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   if (Object.keys(manifest.dependencies ?? {}).length > 0)
     throw new Error('the core must have zero runtime dependencies');
+  // OpenTelemetry is an optional peer of loopsafe/otel alone: the core never loads it, and
+  // loopsafe/otel reads loopsafe through its channels only (it bundles no engine of its own).
+  for (const core of ['dist/index.cjs', 'dist/testing.cjs', 'dist/browser.js']) {
+    if (readFileSync(join(root, core), 'utf8').includes('@opentelemetry'))
+      throw new Error(`${core} refers to @opentelemetry: only loopsafe/otel may`);
+  }
+  const otelBuild = readFileSync(join(root, 'dist/otel.cjs'), 'utf8');
+  if (/require\(["'](node:)?async_hooks["']\)/.test(otelBuild))
+    throw new Error('dist/otel.cjs bundles an engine of its own');
+  if (manifest.peerDependenciesMeta?.['@opentelemetry/api']?.optional !== true)
+    throw new Error('@opentelemetry/api must be an optional peer dependency');
 
   console.log(run(bin('publint'), ['run', tarball, '--strict']));
   console.log(run(bin('attw'), [tarball, '--profile', 'node16', '--format', 'table-flipped']));

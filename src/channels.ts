@@ -51,7 +51,90 @@ export const channelNames = /* @__PURE__ */ Object.freeze({
   singleFlight: 'loopsafe:single-flight',
   /** A `Semaphore` with `maxQueue` turned a caller away: {@link QueueFullMessage}. */
   queueFull: 'loopsafe:queue-full',
+  /**
+   * The TracingChannel every scope is traced on (`tracing:loopsafe:scope:start`,
+   * `:end`, `:asyncStart`, `:asyncEnd`, `:error`): {@link ScopeTraceContext}.
+   * Subscribe with `diagnostics_channel.tracingChannel(channelNames.scope)`.
+   */
+  scope: 'loopsafe:scope',
 } as const);
+
+/**
+ * How a traced scope ended: `'ok'` (its function fulfilled), `'timeout'` (a
+ * deadline passed — its own or an enclosing scope's — or it failed with a
+ * TimeoutError), `'cancelled'` (its signal, an enclosing scope or
+ * `scope.cancel()` cancelled it) or `'error'` (its function failed).
+ *
+ * @category Diagnostics
+ */
+export type ScopeOutcome = 'ok' | 'timeout' | 'cancelled' | 'error';
+
+/**
+ * The context object of the `loopsafe:scope` TracingChannel, one per scope run
+ * by `withTimeout`, `withDeadline`, `withSafeAsync` (each call), `retry` (and
+ * each attempt, as a child scope), `safeGather`/`safeGatherSettled`,
+ * `safeWaitFor` on a function, `Semaphore.run` and the policies. The same
+ * object is published on each of the five channels, as node's
+ * `tracePromise` does, in this order:
+ *
+ * - `start`, before the scope's function runs, inside `start.runStores`: a
+ *   store bound with `channel.start.bindStore(als, transform)` is active in
+ *   the function and in everything it starts (how APM tools bind a span);
+ * - `end`, once the function's synchronous part has returned;
+ * - `error` (when the scope's promise rejects), then `asyncStart` and
+ *   `asyncEnd`, when the scope's outcome is known — at its deadline, promptly,
+ *   even when the function ignores its signal.
+ *
+ * `outcome`, `result` and `error` are written in before `error`/`asyncStart`.
+ * When nobody subscribes and no store is bound, a scope costs one
+ * `hasSubscribers` read.
+ *
+ * @category Diagnostics
+ * @example
+ * ```ts
+ * import diagnosticsChannel from 'node:diagnostics_channel';
+ * import { channelNames, withTimeout, type ScopeTraceContext } from 'loopsafe';
+ *
+ * const scopes = diagnosticsChannel.tracingChannel<unknown, ScopeTraceContext>(channelNames.scope);
+ * const log = (event: string) => (context: ScopeTraceContext) => {
+ *   console.log(event, context.name, context.outcome ?? '');
+ * };
+ * const handlers = {
+ *   start: log('start'),
+ *   end: log('end'),
+ *   asyncStart: log('asyncStart'),
+ *   asyncEnd: log('asyncEnd'),
+ *   error: log('error'),
+ * };
+ * scopes.subscribe(handlers);
+ * await withTimeout(5, () => new Promise(() => {}), { name: 'slow' }).catch(() => {});
+ * scopes.unsubscribe(handlers);
+ * // start slow, end slow, then 5 ms later: error slow timeout, asyncStart slow timeout, asyncEnd slow timeout
+ * ```
+ */
+export interface ScopeTraceContext {
+  /** The scope's name. */
+  readonly name: string;
+  /**
+   * Whether the name was given by the caller (a `name` option, the function's
+   * own name, a policy's name), rather than a primitive's default
+   * (`'withTimeout'`, `'retry'`, `'Semaphore.run'`…). `loopsafe/otel` makes a
+   * span for named scopes only.
+   */
+  readonly named: boolean;
+  /** The timeout it was given, in milliseconds; `Infinity` when it has no deadline of its own. */
+  readonly timeoutMs: number;
+  /** Its effective deadline (its own or an enclosing scope's, whichever comes first), on its clock; `Infinity` for none. */
+  readonly deadline: number;
+  /** The scope itself (its `parent`, `signal`, `remaining()`). */
+  readonly scope: Scope;
+  /** How it ended; `undefined` until `error`/`asyncStart`. */
+  readonly outcome: ScopeOutcome | undefined;
+  /** What its function fulfilled with, when `outcome` is `'ok'`. */
+  readonly result: unknown;
+  /** What it rejected with, when `outcome` is not `'ok'`. */
+  readonly error: unknown;
+}
 
 /**
  * Published on `loopsafe:timeout` for every timeout loopsafe rejects with: a

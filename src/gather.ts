@@ -7,7 +7,15 @@
  */
 import type { Clock } from './clock.js';
 import { GatherError } from './errors.js';
-import { adopt, enterScope, openChild, openScope, type ScopeNode } from './internal/engine/index.js';
+import {
+  adopt,
+  enterScope,
+  openChild,
+  openScope,
+  traceScope,
+  tracingScopes,
+  type ScopeNode,
+} from './internal/engine/index.js';
 import { runSoon } from './internal/platform.js';
 import { publishGatherCancel } from './internal/publish.js';
 import { createDeferred, rejectAtCaller } from './internal/stacks.js';
@@ -222,11 +230,14 @@ function gather(
   const iterator = tasks[Symbol.iterator]();
   const scope = openScope({
     name: options?.name ?? fnName,
+    named: options?.name !== undefined,
     timeoutMs: timeout,
     signal: options?.signal,
     clock: options?.clock,
   });
-  return new Gather(scope, iterator, concurrency, settled, isArray ? tasks.length : -1).start();
+  const run = new Gather(scope, iterator, concurrency, settled, isArray ? tasks.length : -1);
+  // Traced on `loopsafe:scope` like every scope: the tasks start inside the tracing stores.
+  return tracingScopes() ? traceScope(scope, () => run.start()) : run.start();
 }
 
 /**

@@ -114,6 +114,8 @@ export {
   type RaceMessage,
   type RateLimitMessage,
   type RetryMessage,
+  type ScopeOutcome,
+  type ScopeTraceContext,
   type ShedMessage,
   type SingleFlightEvent,
   type SingleFlightMessage,

@@ -14,6 +14,7 @@ import {
   openChild,
   openScope,
   runScoped,
+  tracingScopes,
   waitBounded,
   type ScopeNode,
 } from './internal/engine/index.js';
@@ -231,6 +232,10 @@ class RetryLoop<T> {
    * enclosing scope), which keeps that success path cheap.
    */
   scope: ScopeNode | undefined = undefined;
+  /** Each attempt runs in a child scope of its own, traced on `loopsafe:scope`. */
+  traced = false;
+  /** Whether the attempts' scopes are named (for tracing). */
+  attemptsNamed = true;
   #previousDelay: number | undefined = undefined;
   readonly #fn: (context: RetryContext) => T | PromiseLike<T>;
   readonly #plan: Plan;
@@ -369,9 +374,14 @@ class RetryLoop<T> {
   #attempt(attempt: number): T | PromiseLike<T> {
     const scope = this.scope;
     const attemptTimeout = this.#plan.attemptTimeout;
-    if (attemptTimeout === undefined || scope === undefined) return this.#fn(new Attempt(attempt, scope));
-    const child = openChild(scope, { name: `${scope.name} attempt ${String(attempt)}`, timeoutMs: attemptTimeout });
-    return runScoped(child, (s) => this.#fn(new Attempt(attempt, s)));
+    if ((attemptTimeout === undefined && !this.traced) || scope === undefined)
+      return this.#fn(new Attempt(attempt, scope));
+    const child = openChild(scope, {
+      name: `${scope.name} attempt ${String(attempt)}`,
+      named: this.attemptsNamed,
+      timeoutMs: attemptTimeout,
+    });
+    return runScoped(child, (s) => this.#fn(new Attempt(attempt, s)), this.traced);
   }
 
   /**
@@ -493,6 +503,29 @@ export function retry<T>(
   fn: (context: RetryContext) => T | PromiseLike<T>,
   options?: RetryOptions<Awaited<T>>,
 ): Promise<Awaited<T>> {
+  return retryTraced(fn, options, undefined);
+}
+
+/** How a retry's scopes are named for tracing (see `OpenOptions.named`). */
+export interface RetryNaming {
+  /** Whether the retry's own scope is named. */
+  readonly scope: boolean;
+  /** Whether its attempts' scopes are. */
+  readonly attempts: boolean;
+}
+
+/**
+ * {@link retry}, with the naming of its scopes given: `withSafeAsync` runs its
+ * retry in an unnamed scope (the call's own scope, of the same name, is the
+ * span), its attempts named after the call.
+ *
+ * @internal
+ */
+export function retryTraced<T>(
+  fn: (context: RetryContext) => T | PromiseLike<T>,
+  options: RetryOptions<Awaited<T>> | undefined,
+  naming: RetryNaming | undefined,
+): Promise<Awaited<T>> {
   assertFunction('fn', fn);
   const plan = readPlan(options);
   const parent = ambientScope();
@@ -500,7 +533,10 @@ export function retry<T>(
   const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
   const name = options?.name ?? (fn.name || 'retry');
   const loop = new RetryLoop(fn, plan, clock, name);
+  // Traced, a retry opens its scope, and a scope per attempt: the attempts are the retry's children.
+  const traced = tracingScopes();
   if (
+    !traced &&
     parent === undefined &&
     timeout === Number.POSITIVE_INFINITY &&
     options?.signal === undefined &&
@@ -513,13 +549,17 @@ export function retry<T>(
       return Promise.reject(error);
     }
   }
+  const named = options?.name !== undefined || fn.name !== '';
+  loop.traced = traced;
+  loop.attemptsNamed = naming?.attempts ?? named;
   const scope = openScope({
     name,
+    named: naming?.scope ?? named,
     timeoutMs: timeout,
     signal: options?.signal,
     clock,
     timeoutError: (s) => loop.timeoutError(s),
   });
   loop.scope = scope;
-  return runScoped(scope, () => loop.run()) as Promise<Awaited<T>>;
+  return runScoped(scope, () => loop.run(), traced) as Promise<Awaited<T>>;
 }

@@ -157,6 +157,7 @@ export function withTimeout<T>(
   const opts = readOptions('withTimeout', options);
   const scope = openScope({
     name: opts.name ?? (fn.name || 'withTimeout'),
+    named: opts.name !== undefined || fn.name !== '',
     timeoutMs,
     signal: opts.signal,
     clock: opts.clock,
@@ -198,6 +199,7 @@ export function withDeadline<T>(
   const opts = readOptions('withDeadline', options);
   const scope = openScope({
     name: opts.name ?? (fn.name || 'withDeadline'),
+    named: opts.name !== undefined || fn.name !== '',
     deadline,
     signal: opts.signal,
     clock: opts.clock,

@@ -305,7 +305,7 @@ export class Semaphore {
   run<T>(fn: () => T | PromiseLike<T>, options?: AcquireOptions): Promise<Awaited<T>> {
     assertFunction('fn', fn);
     return this.acquire(options).then((permit) => {
-      const scope = openScope({ name: this.name ?? 'Semaphore.run' });
+      const scope = openScope({ name: this.name ?? 'Semaphore.run', named: this.name !== undefined });
       if (scope.cancelled) permit.release();
       return runScoped(scope, async (): Promise<Awaited<T>> => {
         try {

@@ -216,6 +216,7 @@ function waitForFunction<T, F>(
   const enclosing = ambientScope();
   const scope = openScope({
     name: options?.name ?? (task.name || 'safeWaitFor'),
+    named: options?.name !== undefined || task.name !== '',
     timeoutMs: timeout,
     signal: options?.signal,
     clock: options?.clock,

@@ -22,7 +22,7 @@ import {
 } from './internal/validate.js';
 import { assertRetryOptions } from './internal/retry-plan.js';
 import type { RateLimiter } from './rate-limiter.js';
-import { retry, type RetryContext, type RetryOptions } from './retry.js';
+import { retryTraced, type RetryContext, type RetryOptions } from './retry.js';
 import { Semaphore } from './semaphore.js';
 
 /**
@@ -89,6 +89,8 @@ const POLICY_KEYS = new Set(['timeout', 'retry', 'concurrency', 'rateLimiter', '
 /** A validated policy, shared by every call. */
 interface Plan {
   readonly name: string;
+  /** Whether the name was given (the policy's `name`, the function's own name), not the default. */
+  readonly named: boolean;
   readonly timeout: number;
   readonly retry: RetryOptions | undefined;
   /** Permits per semaphore when the policy gave a number; `undefined` for none or a shared semaphore. */
@@ -100,7 +102,12 @@ interface Plan {
   readonly clock: Clock | undefined;
 }
 
-function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, defaultName: string): Plan {
+function readPolicy(
+  fnName: string,
+  policy: SafeAsyncPolicy | undefined,
+  defaultName: string,
+  defaultNamed = true,
+): Plan {
   assertOptions(fnName, policy, POLICY_KEYS);
   const {
     timeout = Number.POSITIVE_INFINITY,
@@ -145,6 +152,7 @@ function readPolicy(fnName: string, policy: SafeAsyncPolicy | undefined, default
   }
   return {
     name: name ?? defaultName,
+    named: name !== undefined || defaultNamed,
     timeout,
     retry: readRetry(retryOptions),
     permits,
@@ -185,6 +193,7 @@ function invoke<This, Args extends unknown[], R>(
   let lastFailure: { error: unknown } | undefined;
   const scope = openScope({
     name,
+    named: plan.named,
     timeoutMs: timeout,
     signal: plan.signal,
     clock: plan.clock,
@@ -275,7 +284,9 @@ function attempts<R>(
     retrying.attemptTimeout = undefined;
     retrying.shouldRetry = (error, context) => !isBrokenCircuitError(error) && shouldRetry(error, context);
   }
-  return () => retry(attempt, retrying);
+  // Traced, the call's scope is the span; its retry's scope is one only if named on its own.
+  const naming = { scope: retryOptions.name !== undefined, attempts: retryOptions.name !== undefined || plan.named };
+  return () => retryTraced(attempt, retrying, naming);
 }
 
 function nameLike(target: (...args: never[]) => unknown, from: (...args: never[]) => unknown): void {
@@ -342,7 +353,7 @@ export function withSafeAsync<This, Args extends unknown[], R>(
   policy?: SafeAsyncPolicy,
 ): SafeAsyncFunction<This, Args, R> {
   assertFunction('fn', fn);
-  const plan = readPolicy('withSafeAsync', policy, fn.name || 'withSafeAsync');
+  const plan = readPolicy('withSafeAsync', policy, fn.name || 'withSafeAsync', fn.name !== '');
   const semaphore = plan.semaphore ?? (plan.permits === undefined ? undefined : new Semaphore(plan.permits));
   const wrapped = function (this: This, ...args: Args): Promise<Awaited<R>> {
     return invoke(plan, semaphore, fn, this, args);

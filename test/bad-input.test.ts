@@ -1,7 +1,7 @@
 /**
  * Bad input fails loudly at the call site (DESIGN.md, principle 9): an audit
- * of every public function and constructor of `loopsafe` and
- * `loopsafe/testing`, written from their TSDoc and DESIGN.md.
+ * of every public function and constructor of `loopsafe`, `loopsafe/testing`
+ * and `loopsafe/otel`, written from their TSDoc and DESIGN.md.
  *
  * For each argument and each option, each bad value must throw synchronously
  * a `TypeError` or `RangeError` whose message names the argument (or option)
@@ -15,6 +15,8 @@
  * in the table with a `todo` reason and reported as `it.todo`: flip it back by
  * deleting the reason once the fault is fixed.
  */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { metrics, trace } from '@opentelemetry/api';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   backoff,
@@ -57,6 +59,7 @@ import {
   type EventLoopSample,
   type Jitter,
 } from '../src/index.js';
+import { instrument } from '../src/otel.js';
 import { abortListenerCount, assertNoLeaks, createManualClock } from '../src/testing.js';
 
 // ---------------------------------------------------------------------------
@@ -1169,6 +1172,40 @@ audit({
     clockArg(0),
   ],
   bags: [{ index: 0, fn: 'monitorEventLoop' }],
+});
+
+// ---------------------------------------------------------------------------
+// loopsafe/otel
+
+audit({
+  title: 'instrument(options) (loopsafe/otel)',
+  call: (args) => instrument(...(args as Parameters<typeof instrument>)),
+  contexts: [
+    { label: 'no providers (the global ones)', args: () => [{}] },
+    {
+      label: 'given providers and a monitor',
+      args: () => [
+        {
+          tracerProvider: trace.getTracerProvider(),
+          meterProvider: metrics.getMeterProvider(),
+          monitor: { snapshot: () => quiet },
+        },
+      ],
+    },
+  ],
+  args: [
+    { index: 0, key: 'tracerProvider', name: 'tracerProvider', bad: [5, 'provider', {}, null, () => undefined] },
+    { index: 0, key: 'meterProvider', name: 'meterProvider', bad: [5, 'provider', {}, null, [], () => undefined] },
+    { index: 0, key: 'monitor', name: 'monitor', bad: [5, 'monitor', {}, null, { snapshot: 1 }] },
+  ],
+  bags: [{ index: 0, fn: 'instrument' }],
+});
+
+describe('instrument(options) (loopsafe/otel), after its bad input', () => {
+  it('left nothing subscribed', () => {
+    expect(diagnosticsChannel.tracingChannel('loopsafe:scope').hasSubscribers).toBe(false);
+    expect(diagnosticsChannel.hasSubscribers('loopsafe:retry')).toBe(false);
+  });
 });
 
 audit({

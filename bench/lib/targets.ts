@@ -43,6 +43,18 @@ export const targets = {
     1.25,
   ),
   withTimeout: spec('timeout.withTimeout', 'timeout', '`withTimeout(fn)` vs hand-written race', 2),
+  tracingOff: spec(
+    'tracing.off',
+    'tracing',
+    '`withTimeout(fn)` with nobody on `loopsafe:scope` vs the engine before the tracing hook',
+    1.05,
+  ),
+  tracingOtel: spec(
+    'tracing.otel',
+    'tracing',
+    'a named `withTimeout` under `loopsafe/otel` vs a hand-made `startActiveSpan` around it',
+    1.5,
+  ),
   retryTimeout: spec('retry.timeout', 'retry', '`retry(fn, { timeout })` success vs hand-written loop', 5),
   gatherPool: spec(
     'gather.poolAbort',

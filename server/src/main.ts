@@ -15,6 +15,8 @@ async function main(): Promise<void> {
   }
   const config = loadConfig(argv, process.env);
   const logger = createLogger(config.log);
+  // OTEL=1: loopsafe's scopes as OpenTelemetry spans, printed to stdout (see tracing.ts).
+  const tracing = process.env.OTEL === '1' ? (await import('./tracing.js')).startTracing() : undefined;
   const running = await startServer(config, { logger });
   const stop = (signal: NodeJS.Signals): void => {
     logger.info('shutdown', { signal, drainMs: config.drainMs });
@@ -22,16 +24,19 @@ async function main(): Promise<void> {
       logger.warn('forced_exit', { signal });
       process.exit(1);
     });
-    running.shutdown().then(
-      () => {
-        logger.info('stopped');
-        process.exit(0);
-      },
-      (e: unknown) => {
-        logger.error('shutdown_failed', { error: e });
-        process.exit(1);
-      },
-    );
+    running
+      .shutdown()
+      .then(() => tracing?.stop())
+      .then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (e: unknown) => {
+          logger.error('shutdown_failed', { error: e });
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -18,6 +18,24 @@ export interface PublishChannel {
   publish(message: unknown): void;
 }
 
+/** A channel whose publication can run a function with the stores bound to it (`Channel.runStores`). */
+export interface StoreChannel extends PublishChannel {
+  runStores<R>(message: unknown, fn: () => R): R;
+}
+
+/**
+ * The five channels of a `diagnostics_channel` TracingChannel, and whether any
+ * of them has a subscriber or a bound store (one property read).
+ */
+export interface TraceChannels {
+  readonly hasSubscribers: boolean;
+  readonly start: StoreChannel;
+  readonly end: PublishChannel;
+  readonly asyncStart: PublishChannel;
+  readonly asyncEnd: PublishChannel;
+  readonly error: PublishChannel;
+}
+
 /** The subset of Node's `IntervalHistogram` the event-loop monitor reads (nanoseconds). */
 export interface LoopDelayHistogram {
   readonly count: number;

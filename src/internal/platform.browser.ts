@@ -13,9 +13,9 @@
  * @internal
  * @module
  */
-import type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
+import type { ContextStorage, LoopDelayHistogram, PublishChannel, TraceChannels } from './platform-types.js';
 
-export type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
+export type { ContextStorage, LoopDelayHistogram, PublishChannel, TraceChannels } from './platform-types.js';
 
 const noContext: ContextStorage<never> = {
   getStore: () => undefined,
@@ -41,6 +41,20 @@ const silent: PublishChannel = { hasSubscribers: false, publish: () => undefined
 
 export function publishChannel(_name: string): PublishChannel {
   return silent;
+}
+
+const untraced: TraceChannels = {
+  hasSubscribers: false,
+  start: { hasSubscribers: false, publish: () => undefined, runStores: (_message, fn) => fn() },
+  end: silent,
+  asyncStart: silent,
+  asyncEnd: silent,
+  error: silent,
+};
+
+/** Nothing is traced: `hasSubscribers` is always `false`. */
+export function traceChannels(_name: string): TraceChannels {
+  return untraced;
 }
 
 /**

@@ -11,9 +11,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { clearTimeout as platformClearTimeout, setImmediate, setTimeout as platformSetTimeout } from 'node:timers';
-import type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
+import type { ContextStorage, LoopDelayHistogram, PublishChannel, TraceChannels } from './platform-types.js';
 
-export type { ContextStorage, LoopDelayHistogram, PublishChannel } from './platform-types.js';
+export type { ContextStorage, LoopDelayHistogram, PublishChannel, TraceChannels } from './platform-types.js';
 
 const host = globalThis as { Bun?: unknown; Deno?: unknown };
 
@@ -28,6 +28,57 @@ export function createContextStorage<T>(): ContextStorage<T> {
 /** The named `node:diagnostics_channel` channel (shared by every copy of the library in the process). */
 export function publishChannel(name: string): PublishChannel {
   return diagnosticsChannel.channel(name);
+}
+
+/**
+ * The named TracingChannel (`tracing:${name}:start`, `:end`, `:asyncStart`,
+ * `:asyncEnd`, `:error`), the same channel objects as
+ * `diagnostics_channel.tracingChannel(name)` gives a subscriber. Where the
+ * TracingChannel has no `hasSubscribers` of its own (Node before 20.13 and
+ * 22.0; a runtime without `tracingChannel`), it is read from the five channels.
+ */
+export function traceChannels(name: string): TraceChannels {
+  const dc = diagnosticsChannel as Partial<typeof diagnosticsChannel>;
+  const native = dc.tracingChannel?.(name) as unknown as Partial<TraceChannels> | undefined;
+  if (native !== undefined && typeof native.hasSubscribers === 'boolean') return native as TraceChannels;
+  const channel = (event: string) => diagnosticsChannel.channel(`tracing:${name}:${event}`);
+  const start = channel('start') as unknown as TraceChannels['start'] &
+    Partial<Pick<TraceChannels['start'], 'runStores'>>;
+  const end = channel('end');
+  const asyncStart = channel('asyncStart');
+  const asyncEnd = channel('asyncEnd');
+  const error = channel('error');
+  const runStores: TraceChannels['start']['runStores'] =
+    typeof start.runStores === 'function'
+      ? (message, fn) => start.runStores(message, fn)
+      : (message, fn) => {
+          start.publish(message);
+          return fn();
+        };
+  return {
+    get hasSubscribers() {
+      return (
+        start.hasSubscribers ||
+        end.hasSubscribers ||
+        asyncStart.hasSubscribers ||
+        asyncEnd.hasSubscribers ||
+        error.hasSubscribers
+      );
+    },
+    start: {
+      get hasSubscribers() {
+        return start.hasSubscribers;
+      },
+      publish: (message) => {
+        start.publish(message);
+      },
+      runStores,
+    },
+    end,
+    asyncStart,
+    asyncEnd,
+    error,
+  };
 }
 
 const rootSnapshot = /* @__PURE__ */ (() =>

@@ -9,6 +9,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { block } from '../fixtures/observe.js';
 
 vi.mock('../../src/internal/platform.js', () => import('../../src/internal/platform.browser.js'));
+vi.mock('../../src/internal/engine/trace.js', () => import('../../src/internal/engine/trace.browser.js'));
 
 const { currentScope, monitorEventLoop, safeSleep, withTimeout, isTimeoutError } = await import('../../src/index.js');
 const platform = await import('../../src/internal/platform.browser.js');
@@ -64,6 +65,31 @@ describe('the browser platform', () => {
       diagnosticsChannel.unsubscribe('loopsafe:timeout', listener);
     }
     expect(listener).not.toHaveBeenCalled();
+  });
+
+  it('traces no scope on loopsafe:scope, even with a subscriber there, and still runs every scope', async () => {
+    const scopes = diagnosticsChannel.tracingChannel('loopsafe:scope');
+    const start = vi.fn();
+    const asyncEnd = vi.fn();
+    const none = (): void => undefined;
+    const handlers = { start, end: none, asyncStart: none, asyncEnd, error: none };
+    scopes.subscribe(handlers);
+    try {
+      const clock = createManualClock();
+      await expect(withTimeout(100, () => 'ran', { name: 'named', clock })).resolves.toBe('ran');
+      const timedOut = withTimeout(5, () => new Promise(() => undefined), { name: 'slow', clock }).catch(
+        (error: unknown) => error,
+      );
+      await clock.advance(5);
+      expect(isTimeoutError(await timedOut)).toBe(true);
+    } finally {
+      scopes.unsubscribe(handlers);
+    }
+    expect(start).not.toHaveBeenCalled();
+    expect(asyncEnd).not.toHaveBeenCalled();
+    const channels = platform.traceChannels('loopsafe:scope');
+    expect(channels.hasSubscribers).toBe(false);
+    expect(channels.start.runStores({}, () => 'called')).toBe('called');
   });
 
   it('samples lag with a timer and does not claim to measure utilisation', () => {

@@ -3,6 +3,7 @@
  * runs it against the installed package and prints one JSON line of results.
  * Exits 1 when a test fails.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import process from 'node:process';
 import * as testing from 'loopsafe/testing';
@@ -14,9 +15,29 @@ const runtime: PortableEnvironment['runtime'] =
 // Bun and Deno report the Node.js version they are compatible with as process.version.
 const version = host.Bun?.version ?? host.Deno?.version.deno ?? process.version;
 
+const scopes = diagnosticsChannel.tracingChannel('loopsafe:scope');
+const store = new AsyncLocalStorage<unknown>();
+let asyncEnd: ((context: unknown) => void) | undefined;
+const onAsyncEnd = (context: unknown): void => asyncEnd?.(context);
+
 const results = await runPortableSuite({
   runtime,
   testing,
+  tracing: {
+    bindStore: (transform) => {
+      scopes.start.bindStore(store, transform);
+    },
+    unbindStore: () => {
+      scopes.start.unbindStore(store);
+    },
+    store: () => store.getStore(),
+    onAsyncEnd: (listener) => {
+      const name = 'tracing:loopsafe:scope:asyncEnd';
+      if (listener !== undefined && asyncEnd === undefined) diagnosticsChannel.subscribe(name, onAsyncEnd);
+      if (listener === undefined && asyncEnd !== undefined) diagnosticsChannel.unsubscribe(name, onAsyncEnd);
+      asyncEnd = listener;
+    },
+  },
   channels: {
     subscribe: (name, listener) => {
       diagnosticsChannel.subscribe(name, listener);

@@ -54,6 +54,19 @@ export interface PortableEnvironment {
         unsubscribe(name: string, listener: (message: unknown) => void): void;
       }
     | undefined;
+  /**
+   * The `loopsafe:scope` TracingChannel, on server runtimes: binds an
+   * AsyncLocalStorage to its `start` channel (`transform` makes the store
+   * from the trace context), reads that store, subscribes to `asyncEnd`.
+   */
+  readonly tracing?:
+    | {
+        bindStore(transform: (context: unknown) => unknown): void;
+        unbindStore(): void;
+        store(): unknown;
+        onAsyncEnd(listener: ((context: unknown) => void) | undefined): void;
+      }
+    | undefined;
 }
 
 /** One test's outcome. */
@@ -535,8 +548,37 @@ function tests(env: PortableEnvironment): Test[] {
     ],
   ];
 
-  const { channels, testing } = env;
+  const { channels, testing, tracing } = env;
   if (server) {
+    list.push([
+      'the loopsafe:scope TracingChannel: a bound store is active inside the scope; asyncEnd has the outcome',
+      async () => {
+        check(tracing !== undefined, 'the runner passes the TracingChannel on server runtimes');
+        const ended: unknown[] = [];
+        tracing.bindStore((context) => (context as { name: string }).name);
+        tracing.onAsyncEnd((context) => {
+          const { name, outcome } = context as { name: string; outcome: string };
+          ended.push(`${name} ${outcome}`);
+        });
+        try {
+          const seen = await withTimeout(
+            1_000,
+            async () => {
+              await safeSleep(1);
+              return tracing.store();
+            },
+            { name: 'traced' },
+          );
+          equal(seen, 'traced', 'the store inside the scope');
+          await rejection(withTimeout(5, never, { name: 'late' }));
+        } finally {
+          tracing.onAsyncEnd(undefined);
+          tracing.unbindStore();
+        }
+        equal(tracing.store(), undefined, 'the store outside');
+        equal(ended, ['traced ok', 'late timeout'], 'asyncEnd');
+      },
+    ]);
     list.push([
       'diagnostics_channel publishes loopsafe:timeout',
       async () => {

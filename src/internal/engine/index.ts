@@ -20,9 +20,11 @@ import { createContextStorage, type ContextStorage } from '../platform.js';
 import { absorb, rejectAtCaller, rejectedAtCaller, settledElsewhere } from '../stacks.js';
 import { LeafWait } from './leaf.js';
 import { ScopeNode, type TimeoutErrorFactory } from './scope-node.js';
+import { traceScope, tracingScopes } from './trace.js';
 
 export { LeafWait } from './leaf.js';
 export { ScopeNode, setStackCapture } from './scope-node.js';
+export { traceScope, tracingScopes } from './trace.js';
 
 /**
  * The ambient scope. Entered with `run` once per scope, never with
@@ -52,6 +54,12 @@ export interface OpenOptions {
   /** @defaultValue the parent's clock, else the system clock */
   readonly clock?: Clock | undefined;
   readonly timeoutError?: TimeoutErrorFactory | undefined;
+  /**
+   * Whether `name` was given by the caller (a `name` option, the function's own name), not a
+   * primitive's default: `loopsafe/otel` makes a span for named scopes only.
+   * @defaultValue `true`
+   */
+  readonly named?: boolean | undefined;
 }
 
 /** Opens a child of the ambient scope. */
@@ -82,6 +90,7 @@ export function openChild(parent: ScopeNode | undefined, options: OpenOptions): 
     now,
     options.signal,
     options.timeoutError,
+    options.named ?? true,
   ).open();
 }
 
@@ -143,8 +152,18 @@ export function adopt<R>(result: R | PromiseLike<R>): R | Promise<R> {
  * `fn`'s promise reaches the returned one through promise links only, never a
  * callback that calls `resolve`: an error thrown by the work keeps the
  * caller's async frames.
+ *
+ * Traced on `loopsafe:scope` (see `trace.ts`) when `traced`: by default,
+ * whether anything listens there.
  */
-export function runScoped<T>(scope: ScopeNode, fn: (scope: ScopeNode) => T | PromiseLike<T>): Promise<T> {
+export function runScoped<T>(
+  scope: ScopeNode,
+  fn: (scope: ScopeNode) => T | PromiseLike<T>,
+  // The tracing hook: one read when nobody listens on `loopsafe:scope` (a caller that has read it already passes it).
+  traced: boolean = tracingScopes(),
+): Promise<T> {
+  // Traced, it runs itself untraced inside the trace: the untraced path has no extra call.
+  if (traced) return traceScope(scope, () => runScoped(scope, fn, false));
   if (scope.cancelled) {
     scope.exit();
     return rejectedAtCaller(scope.reason);

@@ -56,6 +56,7 @@ export class ScopeNode extends CancelNode implements PublicScope {
   readonly #createdAt: number;
   readonly #timeoutMs: number;
   readonly #timeoutError: TimeoutErrorFactory | undefined;
+  readonly #named: boolean;
   /** Where the scope was opened, when stack capture is on (formatted lazily by V8). */
   #origin: { readonly stack?: string } | undefined = undefined;
   #controller: AbortController | undefined = undefined;
@@ -97,6 +98,7 @@ export class ScopeNode extends CancelNode implements PublicScope {
    * @param timeoutError - Makes the error it is cancelled with when its own deadline passes (the
    *   error its caller receives, and the one published on `loopsafe:timeout`); by default a
    *   TimeoutError naming the scope and its timeout.
+   * @param named - Whether the caller gave `name` (not a primitive's default): see `OpenOptions.named`.
    */
   constructor(
     name: string,
@@ -107,6 +109,7 @@ export class ScopeNode extends CancelNode implements PublicScope {
     now: number,
     signal: AbortSignal | undefined,
     timeoutError: TimeoutErrorFactory | undefined,
+    named: boolean,
   ) {
     super(clock, parent, signal, deadline, true);
     this.#name = name;
@@ -114,6 +117,7 @@ export class ScopeNode extends CancelNode implements PublicScope {
     this.#createdAt = now;
     this.#timeoutMs = timeoutMs;
     this.#timeoutError = timeoutError;
+    this.#named = named;
   }
 
   /**
@@ -176,6 +180,11 @@ export class ScopeNode extends CancelNode implements PublicScope {
 
   get name(): string {
     return this.#name;
+  }
+
+  /** Whether its name was given by the caller, not a primitive's default (for tracing). */
+  get named(): boolean {
+    return this.#named;
   }
 
   get parent(): ScopeNode | undefined {
