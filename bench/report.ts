@@ -21,7 +21,18 @@ const root = join(here, '..');
 const resultsDir = join(here, 'results');
 const mediaDir = join(root, 'docs', 'media');
 
-const benchNames = ['scenarios', 'timeout', 'retry', 'gather', 'memory', 'als', 'http', 'policies', 'race', 'tracing'] as const;
+const benchNames = [
+  'scenarios',
+  'timeout',
+  'retry',
+  'gather',
+  'memory',
+  'als',
+  'http',
+  'policies',
+  'race',
+  'tracing',
+] as const;
 type BenchName = (typeof benchNames)[number];
 
 /** The results of one runtime (bench/results/<key>/). */

@@ -264,7 +264,7 @@ export interface ShedMessage {
  * `'open'` (calls are turned away at once), `'half-open'` (a few trial calls
  * decide whether to close or open again).
  *
- * @category Policies
+ * @category Resilience policies
  */
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -278,7 +278,7 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
  * - `'trial-succeeded'`: half-open → closed, a trial call succeeded.
  * - `'reset'`: → closed, `reset()` was called.
  *
- * @category Policies
+ * @category Resilience policies
  */
 export type CircuitTransitionReason =
   'consecutive-failures' | 'failure-rate' | 'open-elapsed' | 'trial-failed' | 'trial-succeeded' | 'reset';

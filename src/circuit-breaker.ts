@@ -25,7 +25,7 @@ import {
  * Options for {@link CircuitBreaker}. Give `failureThreshold`, `failureRate`,
  * or both (the breaker opens on whichever is reached first).
  *
- * @category Policies
+ * @category Resilience policies
  */
 export interface CircuitBreakerOptions {
   /** Names the breaker in its {@link BrokenCircuitError}s and on `loopsafe:circuit`. */
@@ -82,7 +82,7 @@ export interface CircuitBreakerOptions {
 /**
  * Options for {@link CircuitBreaker.run}.
  *
- * @category Policies
+ * @category Resilience policies
  */
 export interface CircuitRunOptions {
   /** Cancels the call: `run` rejects with its reason (`===`), and the call counts for nothing. */
@@ -92,7 +92,7 @@ export interface CircuitRunOptions {
 /**
  * What the work passed to {@link CircuitBreaker.run} receives.
  *
- * @category Policies
+ * @category Resilience policies
  */
 export interface CircuitContext {
   /**
@@ -254,7 +254,7 @@ function assertWindow(value: unknown): asserts value is number {
  *
  * Every transition is published on `loopsafe:circuit` ({@link CircuitMessage}).
  *
- * @category Policies
+ * @category Resilience policies
  * @example
  * ```ts
  * import { BrokenCircuitError, CircuitBreaker } from 'loopsafe';

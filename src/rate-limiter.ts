@@ -23,7 +23,7 @@ import {
 /**
  * Options for {@link RateLimiter}.
  *
- * @category Policies
+ * @category Resilience policies
  */
 export interface RateLimiterOptions {
   /** Tokens added per second: a finite number > 0 (fractions allowed: `0.5` is one every 2 s). */
@@ -43,7 +43,7 @@ export interface RateLimiterOptions {
 /**
  * Options for {@link KeyedRateLimiter}.
  *
- * @category Policies
+ * @category Resilience policies
  */
 export interface KeyedRateLimiterOptions extends Omit<RateLimiterOptions, 'name'> {
   /**
@@ -58,7 +58,7 @@ export interface KeyedRateLimiterOptions extends Omit<RateLimiterOptions, 'name'
 /**
  * Options for {@link RateLimiter.acquire} and {@link KeyedRateLimiter.acquire}.
  *
- * @category Policies
+ * @category Resilience policies
  */
 export interface RateLimitAcquireOptions {
   /** Gives up waiting when it aborts; the acquire rejects with the signal's reason (`===`). */
@@ -167,7 +167,7 @@ function earlyExit(signal: AbortSignal | undefined, scope: ScopeNode | undefined
  * - Tokens refill from the clock when the limiter is used: no timer runs
  *   while nobody waits, and one (for the head of the queue) while somebody does.
  *
- * @category Policies
+ * @category Resilience policies
  * @example
  * ```ts
  * import { RateLimitError, RateLimiter } from 'loopsafe';
@@ -267,7 +267,7 @@ export class RateLimiter {
  * `false`, `acquire` rejects at once with a {@link RateLimitError} whose
  * `retryAfterMs` is the time `cost` tokens take to refill.
  *
- * @category Policies
+ * @category Resilience policies
  * @example
  * ```ts
  * import { KeyedRateLimiter } from 'loopsafe';

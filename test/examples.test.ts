@@ -38,7 +38,10 @@ function localise(code: string): string {
     .map((text, i) => text.replaceAll('console.log(', `__docLog(${String(i + 1)}, `))
     .join('\n')
     // Every subpath (`loopsafe/testing`, `loopsafe/http`, the adapters) is its own file in src/.
-    .replace(/from 'loopsafe\/([a-z-]+)'/g, (_, name: string) => `from '${pathToFileURL(join(root, 'src', `${name}.ts`)).href}'`)
+    .replace(
+      /from 'loopsafe\/([a-z-]+)'/g,
+      (_, name: string) => `from '${pathToFileURL(join(root, 'src', `${name}.ts`)).href}'`,
+    )
     .replaceAll("from 'loopsafe'", `from '${index}'`);
   const source = `${instrumented}\nexport {};\n`;
   if (!/^\s*@\w/m.test(code)) return source;
