@@ -36,7 +36,8 @@ import { findChromium } from './lib/chromium.js';
 
 const siteDir = join(root, 'docs', 'site');
 const artifactsDir = join(root, 'artifacts', 'docs-site');
-const CHECK_TIMEOUT_MS = 180_000;
+// A bound on the whole check (a hang becomes a failure), not a speed target: 180 pages take ~2 min on CI.
+const CHECK_TIMEOUT_MS = 300_000;
 const STEP_TIMEOUT_MS = 15_000;
 
 function fail(message: string): never {
@@ -194,19 +195,23 @@ async function main(): Promise<void> {
     });
     const page = context.pages()[0] ?? (await context.newPage());
     let current = '';
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`${current}: console error: ${message.text()}`);
-    });
-    page.on('pageerror', (error) => {
-      problems.push(`${current}: uncaught exception: ${error.message}`);
-    });
-    page.on('requestfailed', (request) => {
-      problems.push(`${current}: request failed: ${request.url()} (${request.failure()?.errorText ?? 'unknown'})`);
-    });
-    page.on('response', (response) => {
-      if (response.status() >= 400)
-        problems.push(`${current}: HTTP ${String(response.status())} for ${response.url()}`);
-    });
+    /** Every problem a page reports while it loads, under the label `where()` gives at that moment. */
+    const watchPage = (view: typeof page, where: () => string): void => {
+      view.on('console', (message) => {
+        if (message.type() === 'error') problems.push(`${where()}: console error: ${message.text()}`);
+      });
+      view.on('pageerror', (error) => {
+        problems.push(`${where()}: uncaught exception: ${error.message}`);
+      });
+      view.on('requestfailed', (request) => {
+        problems.push(`${where()}: request failed: ${request.url()} (${request.failure()?.errorText ?? 'unknown'})`);
+      });
+      view.on('response', (response) => {
+        if (response.status() >= 400)
+          problems.push(`${where()}: HTTP ${String(response.status())} for ${response.url()}`);
+      });
+    };
+    watchPage(page, () => current);
 
     // Crawl every page reachable from the home page.
     const revision = gitRevision();
@@ -216,32 +221,63 @@ async function main(): Promise<void> {
     const links: LinkRecord[] = [];
     const queue = [`${origin}/index.html`];
     const seen = new Set(queue);
-    while (queue.length > 0) {
-      const url = queue.shift() ?? '';
-      current = url.slice(origin.length);
-      const response = await page.goto(url, { waitUntil: 'load' });
-      if (response?.status() !== 200) {
-        problems.push(`${current}: HTTP ${String(response?.status())}`);
-        continue;
-      }
-      const found = await page.evaluate<{ ids: string[]; hrefs: string[]; sources: string[] }>(PAGE_SCAN);
-      ids.set(url, new Set(found.ids));
-      for (const href of found.sources) {
-        if (!sourceLink.test(href))
-          problems.push(`${current}: "Defined in" links to ${href}, not ${String(sourceLink)}`);
-        sourceLinks++;
-      }
-      for (const href of found.hrefs) {
-        const target = new URL(href, url);
-        if (target.origin !== origin) continue; // external links (GitHub, MDN…) are not followed
-        links.push({ from: current, href, target });
-        const pageUrl = `${target.origin}${target.pathname}`;
-        if (pageUrl.endsWith('.html') && !seen.has(pageUrl)) {
-          seen.add(pageUrl);
-          queue.push(pageUrl);
+    // Crawled on a few tabs at once: each takes the next page found, until none is left and none is loading.
+    let loading = 0;
+    const crawlTab = async (view: typeof page, label: (where: string) => void): Promise<void> => {
+      for (;;) {
+        const url = queue.shift();
+        if (url === undefined) {
+          if (loading === 0) return;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          continue;
+        }
+        loading++;
+        try {
+          const where = url.slice(origin.length);
+          label(where);
+          const response = await view.goto(url, { waitUntil: 'load' });
+          if (response?.status() !== 200) {
+            problems.push(`${where}: HTTP ${String(response?.status())}`);
+            continue;
+          }
+          const found = await view.evaluate<{ ids: string[]; hrefs: string[]; sources: string[] }>(PAGE_SCAN);
+          ids.set(url, new Set(found.ids));
+          for (const href of found.sources) {
+            if (!sourceLink.test(href))
+              problems.push(`${where}: "Defined in" links to ${href}, not ${String(sourceLink)}`);
+            sourceLinks++;
+          }
+          for (const href of found.hrefs) {
+            const target = new URL(href, url);
+            if (target.origin !== origin) continue; // external links (GitHub, MDN…) are not followed
+            links.push({ from: where, href, target });
+            const pageUrl = `${target.origin}${target.pathname}`;
+            if (pageUrl.endsWith('.html') && !seen.has(pageUrl)) {
+              seen.add(pageUrl);
+              queue.push(pageUrl);
+            }
+          }
+        } finally {
+          loading--;
         }
       }
+    };
+    const crawlers = [
+      crawlTab(page, (where) => {
+        current = where;
+      }),
+    ];
+    for (let i = 1; i < 3; i++) {
+      const view = await context.newPage();
+      let here = '';
+      watchPage(view, () => here);
+      crawlers.push(
+        crawlTab(view, (where) => {
+          here = where;
+        }).finally(() => view.close()),
+      );
     }
+    await Promise.all(crawlers);
 
     // Every internal link resolves: the file exists, and so does its #anchor.
     for (const { from, href, target } of links) {
@@ -277,29 +313,47 @@ async function main(): Promise<void> {
         await cdp.send('Emulation.clearDeviceMetricsOverride');
       }
     };
+    // The two widths, each over every page, on a few tabs at once (each with its own emulation).
+    const TABS = 3;
+    const browser = context;
     for (const width of [390, 1440]) {
-      await page.setViewportSize({ width, height: 900 });
-      await phone(width === 390);
-      for (const url of pages) {
-        current = `${url.slice(origin.length)} at ${String(width)} px`;
-        await page.goto(url, { waitUntil: 'load' });
-        await page.waitForFunction(SHOWN); // the theme keeps the body hidden until its script has run
-        const layout = await page.evaluate<{
-          scrollWidth: number;
-          images: { src: string; shown: number; natural: number }[];
-        }>(LAYOUT_SCAN);
-        if (layout.scrollWidth > width + 1)
-          problems.push(`${current}: the page is ${String(layout.scrollWidth)} px wide, wider than the window`);
-        if (width !== 390) continue;
-        for (const image of layout.images) {
-          const font = charts.get(image.src.split('/').pop() ?? '');
-          if (font === undefined || image.natural === 0) continue;
-          chartsShown++;
-          const shownPx = (font * image.shown) / image.natural;
-          if (shownPx < 8)
-            problems.push(`${current}: ${image.src}'s smallest label shows ${shownPx.toFixed(1)} px tall (at least 8)`);
+      const queue = [...pages];
+      const tab = async (): Promise<void> => {
+        const view = await browser.newPage();
+        let here = '';
+        watchPage(view, () => here);
+        await view.setViewportSize({ width, height: 900 });
+        const session = await browser.newCDPSession(view);
+        if (width === 390)
+          await session.send('Emulation.setDeviceMetricsOverride', {
+            width: 390,
+            height: 800,
+            deviceScaleFactor: 3,
+            mobile: true,
+          });
+        for (let url = queue.shift(); url !== undefined; url = queue.shift()) {
+          here = `${url.slice(origin.length)} at ${String(width)} px`;
+          await view.goto(url, { waitUntil: 'load' });
+          await view.waitForFunction(SHOWN); // the theme keeps the body hidden until its script has run
+          const layout = await view.evaluate<{
+            scrollWidth: number;
+            images: { src: string; shown: number; natural: number }[];
+          }>(LAYOUT_SCAN);
+          if (layout.scrollWidth > width + 1)
+            problems.push(`${here}: the page is ${String(layout.scrollWidth)} px wide, wider than the window`);
+          if (width !== 390) continue;
+          for (const image of layout.images) {
+            const font = charts.get(image.src.split('/').pop() ?? '');
+            if (font === undefined || image.natural === 0) continue;
+            chartsShown++;
+            const shownPx = (font * image.shown) / image.natural;
+            if (shownPx < 8)
+              problems.push(`${here}: ${image.src}'s smallest label shows ${shownPx.toFixed(1)} px tall (at least 8)`);
+          }
         }
-      }
+        await view.close();
+      };
+      await Promise.all(Array.from({ length: TABS }, tab));
     }
     if (chartsShown === 0) problems.push('no chart is shown on any page at 390 px');
 

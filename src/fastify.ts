@@ -22,7 +22,6 @@ import {
   type ScopeAnswer,
 } from './http/request-life.js';
 
-export type { RequestScopeOptions } from './http/request-life.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

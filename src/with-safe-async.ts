@@ -22,7 +22,7 @@ import {
 } from './internal/validate.js';
 import { assertRetryOptions } from './internal/retry-plan.js';
 import type { RateLimiter } from './rate-limiter.js';
-import { retryTraced, type RetryContext, type RetryOptions } from './retry.js';
+import { defaultShouldRetry, retryTraced, type RetryContext, type RetryOptions } from './retry.js';
 import { Semaphore } from './semaphore.js';
 
 /**
@@ -241,9 +241,6 @@ function invoke<This, Args extends unknown[], R>(
   });
 }
 
-/** Whether a failed attempt is retried when the policy gives no `shouldRetry` of its own. */
-const retryableByDefault = (): boolean => true;
-
 /**
  * The work of one call, inside the concurrency permit and the rate-limit token:
  * retry → breaker → attempt timeout → `fn`. With a breaker, the attempt timeout
@@ -280,7 +277,7 @@ function attempts<R>(
               once,
             );
     attempt = (context) => breaker.run(() => timed(context));
-    const shouldRetry = retryOptions.shouldRetry ?? retryableByDefault;
+    const shouldRetry = retryOptions.shouldRetry ?? defaultShouldRetry;
     retrying.attemptTimeout = undefined;
     retrying.shouldRetry = (error, context) => !isBrokenCircuitError(error) && shouldRetry(error, context);
   }
