@@ -27,7 +27,7 @@ const BUDGET_HEADER = 'x-request-timeout';
  *   connection until then anyway).
  *
  * @param input - What `fetch` takes: a URL string, a `URL` or a `Request`.
- * @param init - What `fetch` takes; `init.signal` is followed as well as the ambient scope.
+ * @param init - What `fetch` takes; `init.signal` (else a `Request`'s own signal) is followed as well as the ambient scope.
  * @returns The response.
  * @throws The returned promise rejects with the ambient scope's `TimeoutError` at its deadline, with the scope's or `init.signal`'s reason when cancelled, and with what `fetch` rejects with otherwise.
  * @category HTTP
@@ -74,7 +74,8 @@ export function scopedFetch(input: string | URL | Request, init?: RequestInit): 
     if (!headers.has(BUDGET_HEADER)) headers.set(BUDGET_HEADER, formatBudget(BUDGET_HEADER, remaining));
     sent.headers = headers;
   }
-  const own = init?.signal ?? undefined;
+  // `init.signal` replaces a Request's own signal in `fetch`: follow the Request's too, as fetch alone would.
+  const own = init?.signal ?? (input instanceof Request ? input.signal : undefined);
   return own === undefined ? fetch(input, sent) : fetchFollowingBoth(input, sent, own);
 }
 

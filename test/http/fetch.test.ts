@@ -139,6 +139,18 @@ describe('scopedFetch', () => {
     }
   });
 
+  it("follows a Request's own signal inside a scope, as fetch does outside one", async () => {
+    begin();
+    const controller = new AbortController();
+    const reason = new Error('request cancelled');
+    const request = new Request(`${base}/hang`, { signal: controller.signal });
+    setTimeout(() => {
+      controller.abort(reason);
+    }, 30);
+    expect(await rejection(withTimeout(5_000, () => scopedFetch(request)))).toBe(reason);
+    expect(abortListenerCount(controller.signal)).toBe(0);
+  });
+
   it('in a scope with init.signal too, the deadline still wins when it comes first', async () => {
     begin();
     const controller = new AbortController();
