@@ -27,7 +27,9 @@ export function createLogger(enabled: boolean, sink: LineSink = (line) => proces
   const log = (level: LogLevel, event: string, fields?: Record<string, unknown>): void => {
     if (!enabled) return;
     // Every line is redacted as a whole: a URL with credentials can hide in any field, an error message included.
-    sink(`${redactSecrets(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }, errorReplacer))}\n`);
+    sink(
+      `${redactSecrets(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }, errorReplacer))}\n`,
+    );
   };
   return {
     enabled,

@@ -57,7 +57,7 @@ export async function startServer(
     shedder: options.shedder ?? createLagShedder({ maxLagMs: config.shedLagMs, cooldownMs: config.shedCooldownMs }),
     upstreamUrl: upstream?.url ?? config.upstreamUrl,
     upstream,
-    agent: new Agent({ keepAlive: true, maxSockets: 512 }),
+    agent: new Agent({ keepAlive: true, maxSockets: 4_096 }),
     callStats: { calls: 0, cancelled: 0 },
     retryBudget: new RetryBudget({ maxTokens: 10, tokenRatio: 0.1 }),
     inFlight: new Set(),
@@ -141,7 +141,12 @@ export function clientErrorAnswer(
   let code = 'bad_request';
   let message = 'malformed HTTP request';
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    [status, reason, code, message] = [408, 'Request Timeout', 'request_timeout', 'the request took too long to arrive'];
+    [status, reason, code, message] = [
+      408,
+      'Request Timeout',
+      'request_timeout',
+      'the request took too long to arrive',
+    ];
   } else if (error.code === 'HPE_HEADER_OVERFLOW') {
     // The parser counts the request line with the headers: a long URL overflows them too. It is a
     // 414 when the packet's first line (still unfinished, or finished) is longer than the URL limit.

@@ -36,7 +36,8 @@ export class Query {
     const raw = this.#params.get(key);
     if (raw === null) return fallback;
     // Decimal digits only: no `0x1`, `1e3`, ` 3` or `3.0`, which Number() would take.
-    if (!/^-?\d{1,15}$/.test(raw)) throw new BadRequest(`${key} must be an integer from ${min} to ${max}, got ${show(raw)}`);
+    if (!/^-?\d{1,15}$/.test(raw))
+      throw new BadRequest(`${key} must be an integer from ${min} to ${max}, got ${show(raw)}`);
     return readInt(key, Number(raw), min, max, raw);
   }
 

@@ -205,11 +205,18 @@ class Connection {
       this.write({ type: 'job_rejected', jobId: spec.id, reason, message });
     };
     // The drain lets running jobs finish; it does not start new ones.
-    if (this.ctx.draining) return rejected('shutdown', 'the server is shutting down');
-    if (this.jobs.size >= config.wsMaxJobs)
-      return rejected('limit', `at most ${config.wsMaxJobs} jobs at once per connection`);
-    if (this.ctx.ws.jobsRunning >= config.wsMaxJobsTotal)
-      return rejected('busy', 'the server is running as many jobs as it takes; retry later');
+    if (this.ctx.draining) {
+      rejected('shutdown', 'the server is shutting down');
+      return;
+    }
+    if (this.jobs.size >= config.wsMaxJobs) {
+      rejected('limit', `at most ${config.wsMaxJobs} jobs at once per connection`);
+      return;
+    }
+    if (this.ctx.ws.jobsRunning >= config.wsMaxJobsTotal) {
+      rejected('busy', 'the server is running as many jobs as it takes; retry later');
+      return;
+    }
     this.jobs.set(spec.id, undefined);
     this.ctx.ws.jobsRunning++;
     const started = performance.now();

@@ -90,7 +90,7 @@ describe('connection limits (finding 6)', () => {
         socket.write('GET /health HTTP/1.1\r\nHost: x\r\n');
         for (let i = 0; i < 20 && !socket.destroyed; i++) {
           await new Promise((resolve) => setTimeout(resolve, 50));
-          if (!socket.destroyed) socket.write(`x-drip-${i}: 1\r\n`);
+          if (socket.writable) socket.write(`x-drip-${i}: 1\r\n`);
         }
       },
       3_000,
@@ -115,7 +115,7 @@ describe('connection limits (finding 6)', () => {
         socket.write('GET /health HTTP/1.1\r\nHost: x\r\ncontent-length: 1000\r\n\r\n');
         for (let i = 0; i < 40 && !socket.destroyed; i++) {
           await new Promise((resolve) => setTimeout(resolve, 50));
-          if (!socket.destroyed) socket.write('x');
+          if (socket.writable) socket.write('x');
         }
       },
       3_000,
@@ -178,7 +178,11 @@ describe('connection limits (finding 6)', () => {
         await new Promise((resolve) => socket.once('connect', resolve));
       }
       await until(() => connections(small) === 3, 1_000, 'three connections held');
-      const extra = await rawExchange(small.port, (socket) => void socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n'), 2_000);
+      const extra = await rawExchange(
+        small.port,
+        (socket) => void socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n'),
+        2_000,
+      );
       expect(extra.text).toBe(''); // dropped, never answered
       expect(extra.closedAfterMs).toBeLessThan(1_000);
       for (const socket of held.splice(0)) socket.destroy();
@@ -211,20 +215,22 @@ describe('smaller faults (finding 7)', () => {
   });
 
   it('answers HEAD on /api/* like GET, without a body', async () => {
-    const { status, headers, body } = await new Promise<{ status: number; headers: Record<string, unknown>; body: string }>(
-      (resolve, reject) => {
-        const req = request(`${server.url}/api/fanout?n=1`, { method: 'HEAD', timeout: 3_000 }, (res) => {
-          let text = '';
-          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-          res.on('end', () => {
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
-          });
+    const { status, headers, body } = await new Promise<{
+      status: number;
+      headers: Record<string, unknown>;
+      body: string;
+    }>((resolve, reject) => {
+      const req = request(`${server.url}/api/fanout?n=1`, { method: 'HEAD', timeout: 3_000 }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
         });
-        req.on('timeout', () => req.destroy(new Error('HEAD timed out')));
-        req.on('error', reject);
-        req.end();
-      },
-    );
+      });
+      req.on('timeout', () => req.destroy(new Error('HEAD timed out')));
+      req.on('error', reject);
+      req.end();
+    });
     expect(status).toBe(200);
     expect(body).toBe('');
     expect(Number(headers['content-length'])).toBeGreaterThan(0);

@@ -62,7 +62,8 @@ describe('out of memory from outside (finding 1)', () => {
     while (performance.now() < floodUntil && clients.some((c) => c.ws.readyState === c.ws.OPEN)) {
       for (const client of clients) {
         if (client.ws.readyState !== client.ws.OPEN || client.ws.bufferedAmount > 512 * 1024) continue;
-        for (let k = 0; k < 200; k++) client.ws.send(JSON.stringify({ type: 'submit', id: `f-${sent++}-${'x'.repeat(40)}` }));
+        for (let k = 0; k < 200; k++)
+          client.ws.send(JSON.stringify({ type: 'submit', id: `f-${sent++}-${'x'.repeat(40)}` }));
       }
       await new Promise((resolve) => setImmediate(resolve));
       if (sent % 20_000 < 4_000) {
@@ -82,7 +83,9 @@ describe('out of memory from outside (finding 1)', () => {
     const memory = body['memory'] as { heapUsedMb: number };
     expect(websockets.queueOverflows).toBe(20);
     expect(memory.heapUsedMb).toBeLessThan(100);
-    console.log(`flood: ${sent} submits sent, ${websockets.jobsRejected} rejected; /health during it: max ${Math.round(Math.max(...healthMs))} ms over ${healthMs.length}; heap ${memory.heapUsedMb} MB`);
+    console.log(
+      `flood: ${sent} submits sent, ${websockets.jobsRejected} rejected; /health during it: max ${Math.round(Math.max(...healthMs))} ms over ${healthMs.length}; heap ${memory.heapUsedMb} MB`,
+    );
     for (const client of clients) client.ws.terminate();
   }, 30_000);
 });

@@ -77,7 +77,8 @@ describe('the drain refuses new work (finding 4)', () => {
     await client.next((e) => e['type'] === 'agent_started');
     const stopping = target.shutdown(3_000);
     await until(() => target.ctx.draining, 1_000, 'draining');
-    for (let i = 0; i < 5; i++) client.ws.send(JSON.stringify({ type: 'submit', id: `late-${i}`, steps: 1, stepMs: 0 }));
+    for (let i = 0; i < 5; i++)
+      client.ws.send(JSON.stringify({ type: 'submit', id: `late-${i}`, steps: 1, stepMs: 0 }));
     await until(() => client.events.filter((e) => e['type'] === 'job_rejected').length === 5, 2_000, 'five rejections');
     expect(client.events.filter((e) => e['type'] === 'job_rejected').map((e) => e['reason'])).toEqual(
       Array(5).fill('shutdown'),
