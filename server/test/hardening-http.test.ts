@@ -103,9 +103,9 @@ describe('connection limits (finding 6)', () => {
 
   it('answers a silent connection 408 and closes it', async () => {
     const { text, closedAfterMs } = await rawExchange(server.port, () => undefined, 3_000);
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    expect(closedAfterMs).toBeGreaterThanOrEqual(290);
     expect(closedAfterMs).toBeLessThan(300 + 500);
-    // Node answers a connection that sent nothing at all by closing it; one that sent a byte gets the 408.
-    if (text !== '') expect(text).toMatch(/^HTTP\/1\.1 408 /);
   });
 
   it('closes a slow body at requestTimeout, not after 329 s', async () => {
