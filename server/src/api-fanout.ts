@@ -2,30 +2,26 @@
  * `GET /api/fanout?n=…&fault=…&faultRate=…`: n upstream calls at once, partial
  * results at the deadline.
  *
- * loopsafe mode: `safeGatherSettled` with a timeout just short of the request
- * deadline; each call carries its task's signal (so a timed-out call's socket
- * is destroyed) and its remaining budget in `x-request-timeout`.
+ * loopsafe mode: `safeGatherSettled` bounded by the request deadline alone, the
+ * partial answer written when it passes; each call carries its task's signal (so
+ * a timed-out call's socket is destroyed) and its remaining budget in `x-request-timeout`.
  * naive mode: `Promise.all` of the same calls, no signal, no deadline — the
  * code loopsafe replaces, kept for the comparison benchmark.
  */
 import { currentScope, isTimeoutError, safeGatherSettled } from 'loopsafe';
 import { itemUrl, type AppContext } from './context.js';
-import { getUpstreamJson, type Fault } from './upstream.js';
+import { getUpstreamJson, UpstreamError, type Fault } from './upstream.js';
 import { BadRequest, planFaults, type Query } from './validate.js';
-import type { Reply } from './http-app.js';
+import type { Reply, RouteTools } from './http-app.js';
 
 export const FANOUT_PARAMS = ['n', 'fault', 'faultRate'] as const;
-
-/** Time kept back from the request budget to write the partial answer. */
-function reserveMs(budgetMs: number): number {
-  return Math.min(25, budgetMs * 0.1);
-}
 
 interface CallResult {
   id: number;
   fault: Fault;
   status: 'ok' | 'timeout' | 'error';
   ms?: number;
+  /** A stable code (`upstream_status_500`, `upstream_reset`, `upstream_error`), never the upstream's own text. */
   error?: string;
 }
 
@@ -39,50 +35,66 @@ function readFanout(ctx: AppContext, query: Query): Fault[] {
 }
 
 /**
- * The loopsafe fan-out; runs inside the request scope.
+ * The loopsafe fan-out; runs inside the request scope, with one deadline: the request's.
+ *
+ * The gather has no timeout of its own (its tasks are children of the request scope, so they stop
+ * at its deadline). The handler registers its partial answer with `onDeadline`: when the request's
+ * deadline passes, that answer is written from what has settled by then, however late the event
+ * loop runs the deadline's timer — no earlier timer to race, so no 504 under lag.
  *
  * @returns 200 with one entry per upstream call (`ok`, `timeout` or `error`) and `partial: true` when not all answered.
  */
-export async function fanout(ctx: AppContext, query: Query): Promise<Reply> {
+export async function fanout(ctx: AppContext, query: Query, tools: RouteTools): Promise<Reply> {
   const faults = readFanout(ctx, query);
   const scope = currentScope();
   const budgetMs = scope?.remaining() ?? ctx.config.requestTimeoutMs;
   const started = performance.now();
-  const elapsed: number[] = [];
-  const settled = await safeGatherSettled(
+  const results: (CallResult | undefined)[] = faults.map(() => undefined);
+  const reply = (): Reply => {
+    const all = faults.map((fault, i): CallResult => results[i] ?? { id: i, fault, status: 'timeout' });
+    const count = (status: CallResult['status']): number => all.filter((r) => r.status === status).length;
+    return {
+      status: 200,
+      body: {
+        n: faults.length,
+        answered: count('ok'),
+        timedOut: count('timeout'),
+        failed: count('error'),
+        partial: count('ok') < faults.length,
+        budgetMs: Math.round(budgetMs),
+        elapsedMs: Math.round(performance.now() - started),
+        results: all,
+      },
+    };
+  };
+  tools.onDeadline(reply);
+  await safeGatherSettled(
     faults.map((fault, i) => async (signal: AbortSignal) => {
       const t0 = performance.now();
-      // The task's own scope is ambient here: the call sends the budget left for it.
-      await getUpstreamJson(itemUrl(ctx, String(i), fault), { signal, agent: ctx.agent }, ctx.callStats);
-      elapsed[i] = Math.round(performance.now() - t0);
+      try {
+        // The task's own scope is ambient here: the call sends the budget left for it.
+        await getUpstreamJson(itemUrl(ctx, String(i), fault), { signal, agent: ctx.agent }, ctx.callStats);
+        results[i] = { id: i, fault, status: 'ok', ms: Math.round(performance.now() - t0) };
+      } catch (e) {
+        results[i] = isTimeoutError(e)
+          ? { id: i, fault, status: 'timeout' }
+          : { id: i, fault, status: 'error', error: upstreamErrorCode(e) };
+        throw e;
+      }
     }),
-    { timeout: Math.max(0, budgetMs - reserveMs(budgetMs)), name: 'fanout' },
+    { name: 'fanout' },
   );
-  const results: CallResult[] = settled.map((entry, i) => {
-    const fault = faults[i] ?? 'none';
-    if (entry.status === 'fulfilled') return { id: i, fault, status: 'ok', ms: elapsed[i] ?? 0 };
-    if (isTimeoutError(entry.reason)) return { id: i, fault, status: 'timeout' };
-    return {
-      id: i,
-      fault,
-      status: 'error',
-      error: entry.reason instanceof Error ? entry.reason.message : String(entry.reason),
-    };
-  });
-  const count = (status: CallResult['status']): number => results.filter((r) => r.status === status).length;
-  return {
-    status: 200,
-    body: {
-      n: faults.length,
-      answered: count('ok'),
-      timedOut: count('timeout'),
-      failed: count('error'),
-      partial: count('ok') < faults.length,
-      budgetMs: Math.round(budgetMs),
-      elapsedMs: Math.round(performance.now() - started),
-      results,
-    },
-  };
+  return reply();
+}
+
+/** A stable, public code for a failed upstream call: the details (addresses included) stay in the server. */
+export function upstreamErrorCode(e: unknown): string {
+  if (e instanceof UpstreamError) return `upstream_status_${e.status}`;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === 'ECONNRESET' || (e instanceof Error && e.message === 'upstream closed the connection mid-response'))
+    return 'upstream_reset';
+  if (code === 'ECONNREFUSED') return 'upstream_unreachable';
+  return 'upstream_error';
 }
 
 /**

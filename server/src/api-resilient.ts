@@ -7,6 +7,7 @@
  */
 import { currentScope, isAbortError, isTimeoutError, parseRetryAfter, retry } from 'loopsafe';
 import { ClientClosedError, ShutdownError } from 'loopsafe/http';
+import { upstreamErrorCode } from './api-fanout.js';
 import { itemUrl, type AppContext } from './context.js';
 import type { Reply } from './http-app.js';
 import { getUpstreamJson, UpstreamError } from './upstream.js';
@@ -73,7 +74,7 @@ export async function resilient(ctx: AppContext, query: Query): Promise<Reply> {
         onRetry: ({ attempt, error, delayMs }) => {
           retries.push({
             attempt,
-            error: error instanceof Error ? error.message : String(error),
+            error: isTimeoutError(error) ? 'attempt_timeout' : upstreamErrorCode(error),
             delayMs: Math.round(delayMs),
           });
         },
@@ -88,16 +89,22 @@ export async function resilient(ctx: AppContext, query: Query): Promise<Reply> {
     )
       throw error;
     if (isTimeoutError(error)) {
-      return { status: 504, body: { error: 'deadline_exceeded', message: messageOf(error), ...report() } };
+      return {
+        status: 504,
+        body: { error: 'deadline_exceeded', message: 'the deadline passed before an attempt succeeded', ...report() },
+      };
     }
     const throttled = !ctx.retryBudget.canRetry() && attempts < maxAttempts;
+    // A stable code for the client; the upstream's own text (addresses included) stays in the log.
+    ctx.logger.warn('resilient_failed', { error, attempts });
     return {
       status: 502,
-      body: { error: throttled ? 'retry_budget_exhausted' : 'upstream_failed', message: messageOf(error), ...report() },
+      body: {
+        error: throttled ? 'retry_budget_exhausted' : 'upstream_failed',
+        message: throttled ? 'the shared retry budget is spent' : 'every attempt failed',
+        cause: isTimeoutError(error) ? 'attempt_timeout' : upstreamErrorCode(error),
+        ...report(),
+      },
     };
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

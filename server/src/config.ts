@@ -7,6 +7,9 @@
 /** How `/api/fanout` calls its upstreams: with loopsafe, or with a plain `Promise.all` (for comparison). */
 export type FanoutMode = 'loopsafe' | 'naive';
 
+/** Origins a browser page may open `/ws` from: `same-origin` (the default), `*`, or a list. */
+export type AllowedOrigins = 'same-origin' | '*' | readonly string[];
+
 export interface ServerConfig {
   /** TCP port; `0` picks a free one. */
   port: number;
@@ -37,6 +40,20 @@ export interface ServerConfig {
   wsMaxJobs: number;
   /** Bytes buffered on a WebSocket above which a job waits for the peer to read. */
   wsHighWaterBytes: number;
+  /** Largest outbound queue of one WebSocket (bytes, with a per-message cost); over it, the socket is closed with 1008. */
+  wsMaxQueueBytes: number;
+  /** Jobs running at once across every WebSocket; more get `job_rejected` with reason `busy`. */
+  wsMaxJobsTotal: number;
+  /** Origins admitted on the WebSocket upgrade (a request without `Origin`, from a non-browser client, always is). */
+  allowedOrigins: AllowedOrigins;
+  /** Time a client has to send the request headers (Node's `headersTimeout`); then 408. */
+  headersTimeoutMs: number;
+  /** Time a client has to send the whole request, headers and body (Node's `requestTimeout`); then 408. */
+  httpRequestTimeoutMs: number;
+  /** Largest request body (bytes); larger: 413 and the connection is closed. */
+  maxBodyBytes: number;
+  /** Open TCP connections at once (HTTP and WebSocket); more are dropped (Node's `maxConnections`). */
+  maxConnections: number;
   /** How long a graceful shutdown lets in-flight work finish before cancelling it. */
   drainMs: number;
   /** Largest total size of request headers (bytes). */
@@ -66,6 +83,13 @@ export const defaultConfig: Readonly<ServerConfig> = Object.freeze({
   wsMaxMessageBytes: 16 * 1024,
   wsMaxJobs: 4,
   wsHighWaterBytes: 1024 * 1024,
+  wsMaxQueueBytes: 2 * 1024 * 1024,
+  wsMaxJobsTotal: 256,
+  allowedOrigins: 'same-origin',
+  headersTimeoutMs: 10_000,
+  httpRequestTimeoutMs: 30_000,
+  maxBodyBytes: 16 * 1024,
+  maxConnections: 1_024,
   drainMs: 10_000,
   maxHeaderBytes: 8 * 1024,
   maxUrlBytes: 2 * 1024,
@@ -74,7 +98,10 @@ export const defaultConfig: Readonly<ServerConfig> = Object.freeze({
   debugEndpoints: false,
 });
 
-type Kind = 'int' | 'string' | 'bool' | 'mode' | 'url';
+/** The largest WebSocket event a job sends (its 64 KiB payload, the other fields, the per-message cost). */
+export const MAX_EVENT_BYTES = 66 * 1024;
+
+type Kind = 'int' | 'string' | 'bool' | 'mode' | 'url' | 'origins';
 interface Setting {
   key: keyof ServerConfig;
   env: string;
@@ -205,6 +232,67 @@ export const settings: readonly Setting[] = [
     help: 'WebSocket backpressure threshold',
   },
   {
+    key: 'wsMaxQueueBytes',
+    env: 'WS_MAX_QUEUE_BYTES',
+    flag: '--ws-max-queue-bytes',
+    kind: 'int',
+    min: 4 * 1_024,
+    max: 1024 * 1024 * 1024,
+    help: 'WebSocket outbound queue limit (bytes + 512 per message); over it: close 1008',
+  },
+  {
+    key: 'wsMaxJobsTotal',
+    env: 'WS_MAX_JOBS_TOTAL',
+    flag: '--ws-max-jobs-total',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    help: 'concurrent jobs across all WebSockets (more: job_rejected, reason busy)',
+  },
+  {
+    key: 'allowedOrigins',
+    env: 'ALLOWED_ORIGINS',
+    flag: '--allowed-origins',
+    kind: 'origins',
+    help: "Origins admitted on /ws: 'same-origin', '*', or a comma-separated list (no Origin: always admitted)",
+  },
+  {
+    key: 'headersTimeoutMs',
+    env: 'HEADERS_TIMEOUT_MS',
+    flag: '--headers-timeout-ms',
+    kind: 'int',
+    min: 100,
+    max: 600_000,
+    help: 'time to send the request headers (then 408)',
+  },
+  {
+    key: 'httpRequestTimeoutMs',
+    env: 'HTTP_REQUEST_TIMEOUT_MS',
+    flag: '--http-request-timeout-ms',
+    kind: 'int',
+    min: 100,
+    max: 3_600_000,
+    help: 'time to send the whole request, body included (then 408)',
+  },
+  {
+    key: 'maxBodyBytes',
+    env: 'MAX_BODY_BYTES',
+    flag: '--max-body-bytes',
+    kind: 'int',
+    min: 0,
+    max: 1024 * 1024 * 1024,
+    help: 'largest request body (larger: 413, connection closed)',
+  },
+  {
+    key: 'maxConnections',
+    env: 'MAX_CONNECTIONS',
+    flag: '--max-connections',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    help: 'open TCP connections at once (more are dropped)',
+  },
+  {
     key: 'drainMs',
     env: 'DRAIN_MS',
     flag: '--drain-ms',
@@ -282,6 +370,16 @@ function parseValue(setting: Setting, raw: string, source: string): ServerConfig
     case 'string':
       if (raw === '') bad('a non-empty string');
       return raw;
+    case 'origins': {
+      if (raw === 'same-origin' || raw === '*') return raw;
+      const list = raw.split(',').map((part) => part.trim());
+      for (const origin of list) {
+        // An origin is scheme://host[:port], exactly as a browser sends it: no path, no trailing slash.
+        if (!URL.canParse(origin) || new URL(origin).origin !== origin)
+          bad("'same-origin', '*' or a comma-separated list of origins such as https://app.example.com");
+      }
+      return list;
+    }
   }
 }
 
@@ -324,6 +422,18 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
       if (next === undefined) throw new ConfigError(`${flag} needs a value`);
       assign(setting, next, flag);
     }
+  }
+  if (config.headersTimeoutMs > config.httpRequestTimeoutMs) {
+    throw new ConfigError(
+      `HEADERS_TIMEOUT_MS (${config.headersTimeoutMs}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${config.httpRequestTimeoutMs})`,
+    );
+  }
+  // A job waits above the high-water mark, so each running job adds at most one event (≤ 64 KiB of payload) over it.
+  const queueFloor = config.wsHighWaterBytes + config.wsMaxJobs * MAX_EVENT_BYTES;
+  if (config.wsMaxQueueBytes < queueFloor) {
+    throw new ConfigError(
+      `WS_MAX_QUEUE_BYTES (${config.wsMaxQueueBytes}) must be at least ${queueFloor}: WS_HIGH_WATER_BYTES plus one ${MAX_EVENT_BYTES}-byte event per job of WS_MAX_JOBS`,
+    );
   }
   if (config.requestTimeoutMs > config.maxRequestTimeoutMs) {
     throw new ConfigError(

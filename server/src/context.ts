@@ -24,6 +24,10 @@ export interface WsStats {
   heartbeatTimeouts: number;
   /** Times a job waited for the peer to read before sending more. */
   backpressureWaits: number;
+  /** Jobs refused (`job_rejected`: `limit`, `busy`, `shutdown`). */
+  jobsRejected: number;
+  /** Connections closed because their outbound queue passed `wsMaxQueueBytes` (a peer that does not read). */
+  queueOverflows: number;
 }
 
 export interface AppContext {

@@ -5,6 +5,7 @@
 import { pendingScopes } from 'loopsafe';
 import type { AppContext } from './context.js';
 import type { Reply } from './http-app.js';
+import { redactSecrets } from './log.js';
 
 /**
  * Builds the health report.
@@ -37,7 +38,7 @@ export function health(ctx: AppContext): Reply {
       retryBudget: ctx.retryBudget.snapshot(),
       websockets: { ...ctx.ws },
       upstream: {
-        url: ctx.upstreamUrl,
+        url: redactSecrets(ctx.upstreamUrl),
         calls: ctx.callStats.calls,
         cancelled: ctx.callStats.cancelled,
         ...(ctx.upstream === undefined ? {} : { server: { ...ctx.upstream.stats, recentBudgets: undefined } }),

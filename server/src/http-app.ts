@@ -8,6 +8,7 @@
  * request the shutdown cancels.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isTimeoutError } from 'loopsafe';
 import { withRequestScope } from 'loopsafe/http';
 import { fanout, FANOUT_PARAMS, naiveFanout } from './api-fanout.js';
 import { resilient, RESILIENT_PARAMS } from './api-resilient.js';
@@ -21,12 +22,28 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
+/** What a handler can do beyond returning its reply. */
+export interface RouteTools {
+  /**
+   * Registers the answer to write when the request's own deadline passes while the handler still
+   * runs: the partial result, written synchronously as the request scope's signal aborts — before
+   * `withRequestScope` could answer 504 — so there is one deadline, the request's, and no race.
+   */
+  onDeadline(build: () => Reply): void;
+}
+
 interface Route {
   params: readonly string[];
-  /** Runs inside the request scope (`withTimeout`) unless `unscoped`. */
-  handler: (ctx: AppContext, query: Query) => Reply | Promise<Reply>;
+  /** Runs inside the request scope (`withRequestScope`) unless `unscoped`. */
+  handler: (ctx: AppContext, query: Query, tools: RouteTools) => Reply | Promise<Reply>;
   unscoped?: boolean;
 }
+
+const noTools: RouteTools = {
+  onDeadline() {
+    /* unscoped: no deadline */
+  },
+};
 
 function routes(ctx: AppContext): Map<string, Route> {
   const table = new Map<string, Route>([
@@ -60,12 +77,13 @@ export function send(res: ServerResponse, reply: Reply, close = false): void {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
     ...(close ? { connection: 'close' } : {}),
   });
   res.end(text);
 }
 
-const error = (status: number, code: string, message: string, headers?: Record<string, string>): Reply => ({
+export const error = (status: number, code: string, message: string, headers?: Record<string, string>): Reply => ({
   status,
   body: { error: code, message },
   ...(headers === undefined ? {} : { headers }),
@@ -102,6 +120,7 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
       ms: Math.round(performance.now() - started),
     });
   });
+  if (!limitBody(ctx, req, res)) return;
   if (Buffer.byteLength(rawUrl) > ctx.config.maxUrlBytes) {
     route = '(too long)';
     send(res, error(414, 'uri_too_long', `the URL must be at most ${ctx.config.maxUrlBytes} bytes`));
@@ -140,8 +159,8 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
     send(res, error(404, 'not_found', `no route ${route}`));
     return;
   }
-  if (req.method !== 'GET') {
-    send(res, error(405, 'method_not_allowed', 'use GET', { allow: 'GET' }));
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(res, error(405, 'method_not_allowed', 'use GET or HEAD', { allow: 'GET, HEAD' }));
     return;
   }
   let query: Query;
@@ -153,7 +172,7 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
   }
   if (target.unscoped === true) {
     Promise.resolve()
-      .then(() => target.handler(ctx, query))
+      .then(() => target.handler(ctx, query, noTools))
       .then(
         (reply) => {
           send(res, reply);
@@ -168,11 +187,26 @@ function handle(ctx: AppContext, table: Map<string, Route>, req: IncomingMessage
   withRequestScope(
     req,
     res,
-    async () => {
+    async (scope) => {
       ctx.inFlight.add(entry);
+      let partial: (() => Reply) | undefined;
+      // Runs inside the deadline timer's callback, as the scope aborts: withRequestScope's 504 comes
+      // after it (a promise reaction), finds the response ended, and writes nothing.
+      const onAbort = (): void => {
+        if (partial !== undefined && isTimeoutError(scope.signal.reason)) send(res, partial());
+      };
+      scope.signal.addEventListener('abort', onAbort, { once: true });
       try {
-        send(res, await target.handler(ctx, query));
+        send(
+          res,
+          await target.handler(ctx, query, {
+            onDeadline(build) {
+              partial = build;
+            },
+          }),
+        );
       } finally {
+        scope.signal.removeEventListener('abort', onAbort);
         ctx.inFlight.delete(entry);
       }
     },
@@ -192,6 +226,46 @@ function answerError(ctx: AppContext, res: ServerResponse, route: string, e: unk
     send(res, error(400, 'bad_request', e.message));
     return;
   }
+  // The details go to the log; the client gets a stable code, never the upstream's text or address.
   ctx.logger.error('request_failed', { path: route, error: e });
-  send(res, error(502, 'upstream_failed', e instanceof Error ? e.message : String(e)));
+  send(res, error(502, 'upstream_failed', 'an upstream call failed'));
+}
+
+/**
+ * Bounds the request body: a declared `content-length` over `maxBodyBytes` is a 413 at once, and a
+ * body that streams past it is cut off (413 if nothing was sent yet). Either way the connection is
+ * closed, after the answer had a moment to leave, rather than read to its end.
+ *
+ * @returns `false` when the request was answered here.
+ */
+function limitBody(ctx: AppContext, req: IncomingMessage, res: ServerResponse): boolean {
+  const max = ctx.config.maxBodyBytes;
+  const tooLarge = (): void => {
+    req.pause();
+    if (!res.headersSent) {
+      send(res, error(413, 'payload_too_large', `the request body must be at most ${max} bytes`), true);
+    }
+    const socket = req.socket;
+    const cut = (): void => {
+      // The client may still be sending: stop reading, give the answer a moment to leave, then close.
+      setTimeout(() => socket.destroy(), 1_000).unref();
+    };
+    if (res.writableFinished) cut();
+    else res.once('finish', cut);
+  };
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > max) {
+    tooLarge();
+    return false;
+  }
+  let received = 0;
+  const onData = (chunk: Buffer): void => {
+    received += chunk.length;
+    if (received > max) {
+      req.off('data', onData);
+      tooLarge();
+    }
+  };
+  req.on('data', onData);
+  return true;
 }

@@ -26,7 +26,10 @@ export type LineSink = (line: string) => void;
 export function createLogger(enabled: boolean, sink: LineSink = (line) => process.stdout.write(line)): Logger {
   const log = (level: LogLevel, event: string, fields?: Record<string, unknown>): void => {
     if (!enabled) return;
-    sink(`${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }, errorReplacer)}\n`);
+    // Every line is redacted as a whole: a URL with credentials can hide in any field, an error message included.
+    sink(
+      `${redactSecrets(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }, errorReplacer))}\n`,
+    );
   };
   return {
     enabled,
@@ -50,3 +53,15 @@ function errorReplacer(_key: string, value: unknown): unknown {
 
 /** A logger that writes nothing. */
 export const silentLogger: Logger = createLogger(false);
+
+const USERINFO = /\b([a-z][\w+.-]*:\/\/)[^\s/?#"]*@/gi;
+
+/**
+ * Replaces the credentials of every URL in `text` (`scheme://user:password@host`) with `***`.
+ *
+ * @param text - Any text: a URL, an error message, a log line.
+ * @returns The text with `scheme://***@host` for every URL that had a user or password.
+ */
+export function redactSecrets(text: string): string {
+  return text.replace(USERINFO, '$1***@');
+}

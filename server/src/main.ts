@@ -4,7 +4,7 @@
  * Starts the reference server; SIGTERM/SIGINT drain it and exit 0.
  */
 import { ConfigError, helpText, loadConfig } from './config.js';
-import { createLogger } from './log.js';
+import { createLogger, redactSecrets } from './log.js';
 import { startServer } from './server.js';
 
 async function main(): Promise<void> {
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     url: running.url,
     port: running.port,
     mode: config.mode,
-    upstream: running.ctx.upstreamUrl,
+    upstream: redactSecrets(running.ctx.upstreamUrl),
     inProcessUpstream: running.ctx.upstream !== undefined,
   });
   if (!config.log) process.stderr.write(`loopsafe reference server listening on ${running.url}\n`);
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   process.stderr.write(
-    `${e instanceof ConfigError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    `${redactSecrets(e instanceof ConfigError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`,
   );
   process.exit(e instanceof ConfigError ? 2 : 1);
 });

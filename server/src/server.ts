@@ -57,7 +57,7 @@ export async function startServer(
     shedder: options.shedder ?? createLagShedder({ maxLagMs: config.shedLagMs, cooldownMs: config.shedCooldownMs }),
     upstreamUrl: upstream?.url ?? config.upstreamUrl,
     upstream,
-    agent: new Agent({ keepAlive: true, maxSockets: 512 }),
+    agent: new Agent({ keepAlive: true, maxSockets: 4_096 }),
     callStats: { calls: 0, cancelled: 0 },
     retryBudget: new RetryBudget({ maxTokens: 10, tokenRatio: 0.1 }),
     inFlight: new Set(),
@@ -69,26 +69,32 @@ export async function startServer(
       jobsCancelled: 0,
       heartbeatTimeouts: 0,
       backpressureWaits: 0,
+      jobsRejected: 0,
+      queueOverflows: 0,
     },
     startedAt: performance.now(),
     draining: false,
   };
-  const server = createServer({ maxHeaderSize: config.maxHeaderBytes }, createRequestHandler(ctx));
+  const server = createServer(
+    {
+      maxHeaderSize: config.maxHeaderBytes,
+      // Slowloris, silent and slow-body connections: Node answers them through 'clientError' below (408).
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.httpRequestTimeoutMs,
+      // Node checks both timeouts every connectionsCheckingInterval (30 s by default): check often enough
+      // that a connection is held no more than a quarter over its limit.
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.headersTimeoutMs / 4))),
+    },
+    createRequestHandler(ctx),
+  );
+  server.maxConnections = config.maxConnections;
   const ws = createWsEndpoint(ctx);
   server.on('upgrade', (req, socket, head) => {
     ws.handleUpgrade(req, socket, head);
   });
-  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+  server.on('clientError', (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket) => {
     if (!socket.writable) return;
-    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-    const body = JSON.stringify({
-      error: tooLarge ? 'headers_too_large' : 'bad_request',
-      message: tooLarge ? `request headers must be at most ${config.maxHeaderBytes} bytes` : 'malformed HTTP request',
-    });
-    socket.end(
-      `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nconnection: close\r\n` +
-        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
+    socket.end(clientErrorAnswer(config, error));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -119,4 +125,55 @@ export async function startServer(
       return stopping;
     },
   };
+}
+
+/**
+ * The raw answer to a request Node's parser refused: 408 for a request that took too long to
+ * arrive (`headersTimeout`, `requestTimeout`), 414 for a request line over `maxUrlBytes`, 431 for
+ * headers over `maxHeaderBytes`, else 400.
+ */
+export function clientErrorAnswer(
+  config: Pick<ServerConfig, 'maxHeaderBytes' | 'maxUrlBytes'>,
+  error: NodeJS.ErrnoException & { rawPacket?: Buffer },
+): string {
+  let status = 400;
+  let reason = 'Bad Request';
+  let code = 'bad_request';
+  let message = 'malformed HTTP request';
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    [status, reason, code, message] = [
+      408,
+      'Request Timeout',
+      'request_timeout',
+      'the request took too long to arrive',
+    ];
+  } else if (error.code === 'HPE_HEADER_OVERFLOW') {
+    // The parser counts the request line with the headers: a long URL overflows them too. It is a
+    // 414 when the packet's first line (still unfinished, or finished) is longer than the URL limit.
+    // (Only a packet that starts with the request line counts: a later one may be all header lines.)
+    const packet = error.rawPacket;
+    const isRequestLine = packet !== undefined && /^[A-Z]{3,10} /.test(packet.subarray(0, 12).toString('latin1'));
+    const lineEnd = packet?.indexOf('\r\n') ?? -1;
+    const lineLength = !isRequestLine ? 0 : lineEnd === -1 ? packet.length : lineEnd;
+    if (lineLength > config.maxUrlBytes) {
+      [status, reason, code, message] = [
+        414,
+        'URI Too Long',
+        'uri_too_long',
+        `the URL must be at most ${config.maxUrlBytes} bytes`,
+      ];
+    } else {
+      [status, reason, code, message] = [
+        431,
+        'Request Header Fields Too Large',
+        'headers_too_large',
+        `request headers must be at most ${config.maxHeaderBytes} bytes`,
+      ];
+    }
+  }
+  const body = JSON.stringify({ error: code, message });
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json\r\n` +
+    `x-content-type-options: nosniff\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
 }

@@ -57,10 +57,18 @@ export function createLagShedder(options: LagShedderOptions): Shedder {
   const intervalMs = options.intervalMs ?? 100;
   const windows: EventLoopSample[] = [];
   let shedUntil = 0;
+  // The first window covers the start itself (module loading, compilation, the first connections):
+  // its lag says nothing about load, and shedding on it would turn nearly everything away for a whole
+  // cooldown on a cold start. Shedding starts with the first real window.
+  let warm = false;
   const monitor = monitorEventLoop({
     intervalMs,
     thresholds: { lagMs: options.maxLagMs },
     onSample: (sample) => {
+      if (!warm) {
+        warm = true;
+        return;
+      }
       windows.push(sample);
       if (windows.length > WINDOWS_KEPT) windows.shift();
       // `exceeded` goes by the window's worst lag, which includes how late the monitor's own
@@ -73,6 +81,7 @@ export function createLagShedder(options: LagShedderOptions): Shedder {
   const cooling = (): boolean => performance.now() < shedUntil;
   return {
     check() {
+      if (windows.length === 0) return { shed: false, retryAfterSeconds: 0 };
       const decision = shedder.check();
       if (decision.shed)
         return {

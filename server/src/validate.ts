@@ -35,14 +35,18 @@ export class Query {
   int(key: string, min: number, max: number, fallback: number): number {
     const raw = this.#params.get(key);
     if (raw === null) return fallback;
-    return readInt(key, raw, min, max);
+    // Decimal digits only: no `0x1`, `1e3`, ` 3` or `3.0`, which Number() would take.
+    if (!/^-?\d{1,15}$/.test(raw))
+      throw new BadRequest(`${key} must be an integer from ${min} to ${max}, got ${show(raw)}`);
+    return readInt(key, Number(raw), min, max, raw);
   }
 
   rate(key: string, fallback: number): number {
     const raw = this.#params.get(key);
     if (raw === null) return fallback;
     const value = Number(raw);
-    if (raw.trim() === '' || !(value >= 0 && value <= 1))
+    // A plain decimal: no `0x1`, `1e-1`, `Infinity` or blanks, which Number() would take.
+    if (!/^\d(\.\d{1,15})?$/.test(raw) || !(value >= 0 && value <= 1))
       throw new BadRequest(`${key} must be a number from 0 to 1, got ${show(raw)}`);
     return value;
   }
@@ -65,16 +69,16 @@ export class Query {
 }
 
 /**
- * Reads an integer within bounds.
+ * Reads an integer within bounds: a JSON number, never a string that looks like one (`"3"`).
  *
+ * @param shown - What to show as the value in the error (the raw query string).
  * @throws {@link BadRequest} naming `name` and showing the value.
  */
-export function readInt(name: string, raw: unknown, min: number, max: number): number {
-  const value = typeof raw === 'string' && /^-?\d{1,15}$/.test(raw.trim()) ? Number(raw) : raw;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new BadRequest(`${name} must be an integer from ${min} to ${max}, got ${show(raw)}`);
+export function readInt(name: string, raw: unknown, min: number, max: number, shown: unknown = raw): number {
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) {
+    throw new BadRequest(`${name} must be an integer from ${min} to ${max}, got ${show(shown)}`);
   }
-  return value;
+  return raw;
 }
 
 /**

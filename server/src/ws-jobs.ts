@@ -22,6 +22,8 @@ import type { Duplex } from 'node:stream';
 import { isTimeoutError, safeSleep, safeWaitFor, withTimeout, type Scope } from 'loopsafe';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { ClientClosedError, ShutdownError } from 'loopsafe/http';
+import { upstreamErrorCode } from './api-fanout.js';
+import type { AllowedOrigins } from './config.js';
 import { itemUrl, type AppContext } from './context.js';
 import { getUpstreamJson, type Fault } from './upstream.js';
 import { BadRequest, readFault, readInt } from './validate.js';
@@ -38,6 +40,14 @@ interface JobSpec {
   fault: Fault;
 }
 
+/** A stable text per reason: an error's own message (an upstream's, an address) never reaches the client. */
+const FAILURE_MESSAGES = {
+  shutdown: 'the server is shutting down',
+  cancelled: 'cancelled by the client',
+  deadline: 'the job ran past its deadline',
+  error: 'the job failed',
+} as const;
+
 class JobCancelled extends Error {
   override name = 'JobCancelled';
   constructor() {
@@ -45,11 +55,20 @@ class JobCancelled extends Error {
   }
 }
 
-/** One WebSocket peer: its jobs, its heartbeat and its write queue. */
+/**
+ * What one queued message costs the outbound queue beyond its bytes: an estimate of what Node and
+ * `ws` keep per pending write (the write request, its callback, the buffer object). Without it, a
+ * flood of small replies would pass a byte limit while taking several times as much heap.
+ */
+export const MESSAGE_COST_BYTES = 512;
+
+/** One WebSocket peer: its jobs, its heartbeat and its bounded outbound queue. */
 class Connection {
   readonly controller = new AbortController();
   readonly jobs = new Map<string, Scope | undefined>();
-  #lastWrite: Promise<void> = Promise.resolve();
+  /** Bytes handed to `ws` whose write has not reached the kernel yet, plus {@link MESSAGE_COST_BYTES} each. */
+  queuedBytes = 0;
+  #drainWaiters: (() => void)[] = [];
   #nextJob = 1;
 
   constructor(
@@ -57,25 +76,56 @@ class Connection {
     readonly ws: WebSocket,
   ) {}
 
-  /** Sends without waiting: for final notices. */
+  /**
+   * Queues one message without waiting. Every message goes through here, job events and
+   * replies alike: a queue over `wsMaxQueueBytes` means the peer is not reading, and the
+   * connection is closed (1008) and dropped rather than buffered without bound.
+   */
   write(event: object): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.#lastWrite = new Promise<void>((resolve) => {
-      // Errors surface as 'close'; the promise only tracks when the bytes left.
-      this.ws.send(JSON.stringify(event), () => {
-        resolve();
-      });
+    const text = JSON.stringify(event);
+    const cost = Buffer.byteLength(text) + MESSAGE_COST_BYTES;
+    if (this.queuedBytes + cost > this.ctx.config.wsMaxQueueBytes) {
+      this.overflow();
+      return;
+    }
+    this.queuedBytes += cost;
+    this.ws.send(text, () => {
+      // Also called (with an error) when the socket goes away: the bytes are no longer ours either way.
+      this.queuedBytes -= cost;
+      if (this.queuedBytes <= this.ctx.config.wsHighWaterBytes) this.releaseWaiters();
     });
+  }
+
+  /** The peer does not read: close with 1008, and drop the socket soon, as it will not read the close frame either. */
+  overflow(): void {
+    this.ctx.ws.queueOverflows++;
+    this.ctx.logger.warn('ws_queue_overflow', { queuedBytes: this.queuedBytes, jobs: this.jobs.size });
+    this.ws.close(1008, `outbound queue over ${this.ctx.config.wsMaxQueueBytes} bytes: read your messages`);
+    setTimeout(() => {
+      this.ws.terminate();
+    }, 1_000).unref();
+  }
+
+  releaseWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /**
    * Sends one event, first waiting — within the job's deadline — while more
-   * than the high-water mark is buffered for a slow reader.
+   * than the high-water mark is queued for a slow reader.
    */
   async send(event: object): Promise<void> {
-    while (this.ws.bufferedAmount > this.ctx.config.wsHighWaterBytes) {
+    while (this.queuedBytes > this.ctx.config.wsHighWaterBytes && this.ws.readyState === WebSocket.OPEN) {
       this.ctx.ws.backpressureWaits++;
-      await safeWaitFor(this.#lastWrite); // bounded by the ambient job scope
+      // Bounded by the ambient job scope; woken when the queue drains or the connection closes.
+      await safeWaitFor(
+        new Promise<void>((resolve) => {
+          this.#drainWaiters.push(resolve);
+        }),
+      );
     }
     if (this.ws.readyState !== WebSocket.OPEN) throw new ClientClosedError();
     this.write(event);
@@ -87,6 +137,8 @@ class Connection {
   }
 
   onMessage(data: RawData, isBinary: boolean): void {
+    // Closing (the queue overflowed, a bad message, the shutdown): nothing more is read.
+    if (this.ws.readyState !== WebSocket.OPEN) return;
     try {
       if (isBinary) throw new BadRequest('binary messages are not accepted; send JSON text');
       let message: unknown;
@@ -147,12 +199,22 @@ class Connection {
   }
 
   submit(spec: JobSpec): void {
-    if (this.jobs.size >= this.ctx.config.wsMaxJobs) {
-      this.write({
-        type: 'job_rejected',
-        jobId: spec.id,
-        reason: `at most ${this.ctx.config.wsMaxJobs} jobs at once per connection`,
-      });
+    const { config } = this.ctx;
+    const rejected = (reason: 'shutdown' | 'limit' | 'busy', message: string): void => {
+      this.ctx.ws.jobsRejected++;
+      this.write({ type: 'job_rejected', jobId: spec.id, reason, message });
+    };
+    // The drain lets running jobs finish; it does not start new ones.
+    if (this.ctx.draining) {
+      rejected('shutdown', 'the server is shutting down');
+      return;
+    }
+    if (this.jobs.size >= config.wsMaxJobs) {
+      rejected('limit', `at most ${config.wsMaxJobs} jobs at once per connection`);
+      return;
+    }
+    if (this.ctx.ws.jobsRunning >= config.wsMaxJobsTotal) {
+      rejected('busy', 'the server is running as many jobs as it takes; retry later');
       return;
     }
     this.jobs.set(spec.id, undefined);
@@ -175,12 +237,8 @@ class Connection {
           if (e instanceof ClientClosedError) this.ctx.ws.jobsCancelled++;
           else {
             this.ctx.ws.jobsFailed++;
-            this.write({
-              type: 'agent_failed',
-              jobId: spec.id,
-              reason,
-              message: e instanceof Error ? e.message : String(e),
-            });
+            if (reason === 'error') this.ctx.logger.error('ws_job_failed', { jobId: spec.id, error: e });
+            this.write({ type: 'agent_failed', jobId: spec.id, reason, message: FAILURE_MESSAGES[reason] });
           }
         },
       )
@@ -249,7 +307,7 @@ async function runJob(conn: Connection, spec: JobSpec): Promise<void> {
           await emit('tool_completed', { step, ok: true, result });
         } catch (e) {
           if (scope.signal.aborted) throw scope.signal.reason;
-          await emit('tool_completed', { step, ok: false, error: e instanceof Error ? e.message : String(e) });
+          await emit('tool_completed', { step, ok: false, error: upstreamErrorCode(e) });
         }
       }
       await emit('agent_completed', { steps: spec.steps, elapsedMs: Math.round(performance.now() - started) });
@@ -267,16 +325,40 @@ export interface WsEndpoint {
   closeAll(): Promise<void>;
 }
 
+const REFUSALS: Record<number, [string, string]> = {
+  403: ['Forbidden', 'origin_not_allowed'],
+  404: ['Not Found', 'not_found'],
+  503: ['Service Unavailable', 'unavailable'],
+};
+
 function refuse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ error: status === 503 ? 'unavailable' : 'bad_request', message });
+  const [reason, code] = REFUSALS[status] ?? ['Bad Request', 'bad_request'];
+  const body = JSON.stringify({ error: code, message });
   const lines = [
-    `HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : status === 404 ? 'Not Found' : 'Bad Request'}`,
+    `HTTP/1.1 ${status} ${reason}`,
     'connection: close',
     'content-type: application/json',
+    'x-content-type-options: nosniff',
     `content-length: ${Buffer.byteLength(body)}`,
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
   ];
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/**
+ * Whether a WebSocket upgrade's `Origin` is admitted. No `Origin`: a non-browser client, admitted
+ * (it can send any header it likes anyway; the check protects browsers' users from other pages).
+ * `same-origin`: a page served from the host the upgrade is addressed to. `*`: any. A list: exactly those.
+ */
+export function originAllowed(allowed: AllowedOrigins, origin: string | undefined, host: string | undefined): boolean {
+  if (origin === undefined) return true;
+  if (allowed === '*') return true;
+  if (allowed === 'same-origin') {
+    if (host === undefined || !URL.canParse(origin)) return false; // 'null' (a sandboxed or file: page) included
+    const url = new URL(origin);
+    return /^https?:$/.test(url.protocol) && url.host === host.toLowerCase();
+  }
+  return allowed.includes(origin);
 }
 
 /**
@@ -300,6 +382,7 @@ export function createWsEndpoint(ctx: AppContext): WsEndpoint {
       ctx.logger.warn('ws_error', { error: e });
     });
     ws.on('close', (code) => {
+      conn.releaseWaiters();
       connections.delete(conn);
       ctx.ws.connections--;
       conn.controller.abort(new ClientClosedError());
@@ -316,6 +399,11 @@ export function createWsEndpoint(ctx: AppContext): WsEndpoint {
       const path = (req.url ?? '/').split('?', 1)[0];
       if (path !== '/ws') {
         refuse(socket, 404, `no WebSocket endpoint at ${path ?? ''}; use /ws`);
+        return;
+      }
+      if (!originAllowed(ctx.config.allowedOrigins, req.headers.origin, req.headers.host)) {
+        ctx.logger.warn('ws_origin_refused', { origin: req.headers.origin });
+        refuse(socket, 403, 'this Origin may not open the WebSocket (see ALLOWED_ORIGINS)');
         return;
       }
       if (ctx.draining) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, defaultConfig, helpText, loadConfig } from '../src/config.js';
+import { ConfigError, defaultConfig, helpText, loadConfig, settings } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { planFaults } from '../src/validate.js';
 
@@ -37,12 +37,49 @@ describe('loadConfig', () => {
     [['--prot', '1'], {}, /Unknown option "--prot"/],
     [['--port'], {}, /--port needs a value/],
     [['--request-timeout-ms', '5000', '--max-request-timeout-ms', '1000'], {}, /must not exceed/],
+    [
+      ['--headers-timeout-ms', '5000', '--http-request-timeout-ms', '1000'],
+      {},
+      /HEADERS_TIMEOUT_MS \(5000\) must not exceed/,
+    ],
+    [
+      ['--allowed-origins', 'https://app.example.com/'],
+      {},
+      /--allowed-origins must be 'same-origin', '\*' or a comma-separated list/,
+    ],
+    [[], { ALLOWED_ORIGINS: 'app.example.com' }, /ALLOWED_ORIGINS must be/],
+    [['--ws-max-queue-bytes', '100000'], {}, /WS_MAX_QUEUE_BYTES \(100000\) must be at least 1318912/],
+    [['--max-body-bytes', '-1'], {}, /--max-body-bytes must be a non-negative integer/],
+    [['--max-connections', '0'], {}, /--max-connections must be an integer between 1 and/],
   ] as [string[], Record<string, string>, RegExp][])('rejects %j %j with a clear ConfigError', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
   });
 
+  it('reads the limits of issue 17: origins, timeouts, body, connections, queue', () => {
+    expect(
+      loadConfig(['--allowed-origins', 'https://a.example, http://b.example:8080', '--max-connections=10'], {
+        HEADERS_TIMEOUT_MS: '500',
+        HTTP_REQUEST_TIMEOUT_MS: '900',
+        MAX_BODY_BYTES: '0',
+        WS_MAX_JOBS_TOTAL: '7',
+      }),
+    ).toMatchObject({
+      allowedOrigins: ['https://a.example', 'http://b.example:8080'],
+      maxConnections: 10,
+      headersTimeoutMs: 500,
+      httpRequestTimeoutMs: 900,
+      maxBodyBytes: 0,
+      wsMaxJobsTotal: 7,
+    });
+    expect(loadConfig([], { ALLOWED_ORIGINS: '*' }).allowedOrigins).toBe('*');
+    expect(defaultConfig.allowedOrigins).toBe('same-origin');
+  });
+
   it('documents every flag and variable in --help', () => {
+    for (const s of settings) {
+      expect(helpText()).toContain(`${s.flag} / ${s.env}`);
+    }
     expect(helpText()).toMatch(/--port \/ PORT/);
     expect(helpText()).toMatch(/--no-log|LOG=0/);
   });

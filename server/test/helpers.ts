@@ -1,4 +1,5 @@
 /** Shared test helpers: a server on port 0, bounded HTTP calls, bounded polling, WebSocket clients. */
+import { connect, type Socket } from 'node:net';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { ServerConfig } from '../src/config.js';
 import { startServer, type RunningServer, type StartOptions } from '../src/server.js';
@@ -85,4 +86,46 @@ export function blockLoop(ms: number): void {
   while (performance.now() < until) {
     /* busy */
   }
+}
+
+export interface RawExchange {
+  /** Everything the server sent. */
+  text: string;
+  /** When the server closed the connection, in ms after it opened (undefined: still open at the bound). */
+  closedAfterMs: number | undefined;
+}
+
+/**
+ * Opens a TCP connection, lets `drive` write to it (slowly, partly, or not at all), and collects
+ * what the server sends until it closes the connection or `boundMs` passes (then the socket is destroyed).
+ */
+export async function rawExchange(
+  port: number,
+  drive: (socket: Socket) => void | Promise<void>,
+  boundMs: number,
+): Promise<RawExchange> {
+  const socket = connect(port, '127.0.0.1');
+  const opened = performance.now();
+  let text = '';
+  let closedAfterMs: number | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    text += chunk.toString('latin1');
+  });
+  socket.on('error', () => {
+    /* a reset is one way for the server to close */
+  });
+  const closed = new Promise<void>((resolve) => {
+    socket.on('close', () => {
+      closedAfterMs = performance.now() - opened;
+      resolve();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  const bound = new Promise<void>((resolve) => setTimeout(resolve, boundMs).unref());
+  await Promise.race([Promise.resolve(drive(socket)).then(() => closed), closed, bound]);
+  socket.destroy();
+  return { text, closedAfterMs };
 }
