@@ -69,14 +69,28 @@ export function scopedFetch(input: string | URL | Request, init?: RequestInit): 
   }
   const remaining = scope.remaining();
   const sent: RequestInit = { ...init, signal: scope.signal };
-  if (remaining !== Number.POSITIVE_INFINITY) {
-    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
-    if (!headers.has(BUDGET_HEADER)) headers.set(BUDGET_HEADER, formatBudget(BUDGET_HEADER, remaining));
-    sent.headers = headers;
-  }
+  if (remaining !== Number.POSITIVE_INFINITY) sent.headers = withBudget(input, init?.headers, remaining);
   // `init.signal` replaces a Request's own signal in `fetch`: follow the Request's too, as fetch alone would.
   const own = init?.signal ?? (input instanceof Request ? input.signal : undefined);
   return own === undefined ? fetch(input, sent) : fetchFollowingBoth(input, sent, own);
+}
+
+/** The request's headers with the budget added, unless the caller set it. */
+function withBudget(
+  input: string | URL | Request,
+  given: RequestInit['headers'],
+  remaining: number,
+): NonNullable<RequestInit['headers']> {
+  const budget = formatBudget(BUDGET_HEADER, remaining);
+  // The usual case, no headers or a plain record: a record again (no Headers object to build).
+  if (given === undefined && !(input instanceof Request)) return { [BUDGET_HEADER]: budget };
+  if (given !== undefined && !(given instanceof Headers) && !Array.isArray(given)) {
+    for (const name in given) if (name.toLowerCase() === BUDGET_HEADER) return given;
+    return { ...given, [BUDGET_HEADER]: budget };
+  }
+  const headers = new Headers(given ?? (input as Request).headers);
+  if (!headers.has(BUDGET_HEADER)) headers.set(BUDGET_HEADER, budget);
+  return headers;
 }
 
 /**

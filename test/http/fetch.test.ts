@@ -87,6 +87,14 @@ describe('scopedFetch', () => {
       // A header the caller set wins; a Request's own headers are kept.
       const set = await scopedFetch(`${base}/ok`, { headers: { 'x-request-timeout': '77' } });
       expect(await set.json()).toEqual({ budget: '77' });
+      const mixedCase = await scopedFetch(`${base}/ok`, { headers: { 'X-Request-Timeout': '78' } });
+      expect(await mixedCase.json()).toEqual({ budget: '78' });
+      const inHeaders = await scopedFetch(`${base}/ok`, { headers: new Headers({ 'x-request-timeout': '79' }) });
+      expect(await inHeaders.json()).toEqual({ budget: '79' });
+      const asPairs = await scopedFetch(`${base}/ok`, { headers: [['x-custom', 'pairs']] });
+      await asPairs.arrayBuffer();
+      expect(seen.at(-1)?.custom).toBe('pairs');
+      expect(Number(seen.at(-1)?.budget)).toBeLessThan(2_000);
       const request = new Request(`${base}/ok`, { headers: { 'x-custom': 'from-request' } });
       await (await scopedFetch(request)).arrayBuffer();
       expect(seen.at(-1)?.custom).toBe('from-request');
