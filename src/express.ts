@@ -22,7 +22,6 @@ import {
   type RequestScopeOptions,
 } from './http/request-life.js';
 
-
 declare global {
   // Express's own request type is declared in this global namespace (by @types/express).
   // eslint-disable-next-line @typescript-eslint/no-namespace

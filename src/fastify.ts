@@ -22,7 +22,6 @@ import {
   type ScopeAnswer,
 } from './http/request-life.js';
 
-
 declare module 'fastify' {
   interface FastifyRequest {
     /** The request's deadline scope (set by `loopsafe/fastify`). */

@@ -26,7 +26,6 @@ import {
   type ScopeAnswer,
 } from './http/request-life.js';
 
-
 /**
  * The context variables the middleware sets: `c.get('scope')`.
  *
