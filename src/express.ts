@@ -8,18 +8,15 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isTimeoutError, type Scope } from './index.js';
-import { DeadlineHeaderError } from './http/headers.js';
 import {
-  badHeaderAnswer,
+  admit,
   deadlineAnswer,
+  hasBody,
   readRequestScopeOptions,
-  requestBudget,
-  RequestLife,
   requestScopeName,
+  type RequestScopeOptions,
   runForResponse,
   sendAnswer,
-  SHUTDOWN_ANSWER,
-  type RequestScopeOptions,
 } from './http/request-life.js';
 
 declare global {
@@ -129,20 +126,13 @@ function emitInScope(req: IncomingMessage): void {
 export function deadline(options?: RequestScopeOptions): DeadlineMiddleware {
   const config = readRequestScopeOptions('deadline', options);
   return (req, res, next) => {
-    if (RequestLife.refused(res)) {
-      sendAnswer(res, SHUTDOWN_ANSWER);
-      return;
-    }
-    let budget: number;
-    try {
-      budget = requestBudget(config, req.headers, true);
-    } catch (error) {
-      if (!(error instanceof DeadlineHeaderError)) throw error;
-      sendAnswer(res, badHeaderAnswer(error));
+    const budget = admit(config, res, req.headers, true);
+    if (typeof budget !== 'number') {
+      sendAnswer(res, budget);
       return;
     }
     const name = requestScopeName(config, req.method, req.originalUrl ?? req.url);
-    const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    const withBody = hasBody(req.headers);
     runForResponse(
       res,
       config,
@@ -150,7 +140,7 @@ export function deadline(options?: RequestScopeOptions): DeadlineMiddleware {
       name,
       (scope) => {
         req.scope = scope;
-        if (hasBody) emitInScope(req);
+        if (withBody) emitInScope(req);
         next();
       },
       (error, answer) => {

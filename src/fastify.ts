@@ -7,18 +7,15 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { isTimeoutError, type Scope } from './index.js';
-import { DeadlineHeaderError } from './http/headers.js';
 import {
-  badHeaderAnswer,
+  admit,
   deadlineAnswer,
+  hasBody,
   readRequestScopeOptions,
-  requestBudget,
-  RequestLife,
-  requestScopeName,
-  runForResponse,
-  SHUTDOWN_ANSWER,
   type RequestScopeConfig,
+  requestScopeName,
   type RequestScopeOptions,
+  runForResponse,
   type ScopeAnswer,
 } from './http/request-life.js';
 
@@ -84,21 +81,13 @@ const plugin: FastifyPluginCallback<RequestScopeOptions> = (app, options, done) 
 
   app.addHook('onRequest', (request, reply, next) => {
     const res = reply.raw;
-    if (RequestLife.refused(res)) {
-      send(reply, SHUTDOWN_ANSWER);
-      return;
-    }
-    let budget: number;
-    try {
-      budget = requestBudget(config, request.headers, true);
-    } catch (error) {
-      if (!(error instanceof DeadlineHeaderError)) throw error;
-      send(reply, badHeaderAnswer(error));
+    const budget = admit(config, res, request.headers, true);
+    if (typeof budget !== 'number') {
+      send(reply, budget);
       return;
     }
     const name = config.name ?? requestScopeName(config, request.method, request.routeOptions.url ?? request.url);
-    const headers = request.headers;
-    const hasBody = headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
+    const withBody = hasBody(request.headers);
     runForResponse(
       res,
       config,
@@ -107,7 +96,7 @@ const plugin: FastifyPluginCallback<RequestScopeOptions> = (app, options, done) 
       (scope) => {
         request.scope = scope;
         // The body is read in the socket's async context: the handler is put back into this one.
-        if (hasBody)
+        if (withBody)
           (request as WithEnter)[kEnter] = AsyncResource.bind((fn: () => void) => {
             fn();
           });

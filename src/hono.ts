@@ -9,21 +9,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MiddlewareHandler } from 'hono';
 import { isTimeoutError, withTimeout, type Scope } from './index.js';
-import { DeadlineHeaderError } from './http/headers.js';
 import {
+  admit,
   answerFor,
-  badHeaderAnswer,
   ClientClosedError,
   deadlineAnswer,
   readRequestScopeOptions,
-  requestBudget,
   RequestLife,
   requestScopeName,
-  scopeOptions,
-  SHUTDOWN_ANSWER,
-  watchClient,
   type RequestScopeOptions,
   type ScopeAnswer,
+  scopeOptions,
+  watchClient,
 } from './http/request-life.js';
 
 /**
@@ -101,14 +98,8 @@ export function deadline(options?: RequestScopeOptions): MiddlewareHandler<Deadl
   return async (c, next) => {
     const env = (c.env ?? {}) as NodeBindings;
     const res = env.outgoing;
-    if (RequestLife.refused(res)) return toResponse(SHUTDOWN_ANSWER);
-    let budget: number;
-    try {
-      budget = requestBudget(config, c.req.raw.headers);
-    } catch (error) {
-      if (!(error instanceof DeadlineHeaderError)) throw error;
-      return toResponse(badHeaderAnswer(error));
-    }
+    const budget = admit(config, res, c.req.raw.headers, false);
+    if (typeof budget !== 'number') return toResponse(budget);
     const name = requestScopeName(config, c.req.method, c.req.path);
     const life = new RequestLife(res);
     const gone = (): void => {

@@ -6,10 +6,16 @@
  *
  * @module
  */
-import type { Server, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { isTimeoutError, TimeoutError, withTimeout, type Clock, type Scope } from '../index.js';
 import { assertClock, assertDuration, assertOptionalString, assertSignal, describe } from '../internal/validate.js';
-import { deadlineFrom, readDeadlineOptions, type DeadlineHeader, type HeaderSource } from './headers.js';
+import {
+  deadlineFrom,
+  DeadlineHeaderError,
+  readDeadlineOptions,
+  type DeadlineHeader,
+  type HeaderSource,
+} from './headers.js';
 
 /**
  * Options of a request scope, the same for {@link withRequestScope} and every
@@ -111,12 +117,29 @@ export function readRequestScopeOptions(fn: string, options: RequestScopeOptions
 }
 
 /**
- * The budget of a request: its deadline headers' (clamped), else the default.
- *
- * @throws DeadlineHeaderError for a malformed header.
+ * Whether a request may open its scope, the same check in every adapter: its
+ * budget (the deadline headers', clamped, else the default), or the answer it
+ * gets instead — 503 while its server drains, 400 for a malformed deadline
+ * header. `nodeHeaders`: `headers` is Node's `req.headers` (names in lower case).
  */
-export function requestBudget(config: RequestScopeConfig, headers: HeaderSource, nodeHeaders = false): number {
-  return deadlineFrom(headers, config.headers, config.maxMs, nodeHeaders) ?? config.defaultMs;
+export function admit(
+  config: RequestScopeConfig,
+  res: ServerResponse | undefined,
+  headers: HeaderSource,
+  nodeHeaders: boolean,
+): number | ScopeAnswer {
+  if (RequestLife.refused(res)) return SHUTDOWN_ANSWER;
+  try {
+    return deadlineFrom(headers, config.headers, config.maxMs, nodeHeaders) ?? config.defaultMs;
+  } catch (error) {
+    if (!(error instanceof DeadlineHeaderError)) throw error;
+    return badHeaderAnswer(error);
+  }
+}
+
+/** Whether a Node request carries a body (whose reading leaves the request scope's async context). */
+export function hasBody(headers: IncomingHttpHeaders): boolean {
+  return headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
 }
 
 /** The default scope name: method and path, never the query (it may hold secrets, and it has no bound). */
@@ -292,7 +315,7 @@ export interface ScopeAnswer {
 }
 
 /** 400 for a malformed deadline header. */
-export function badHeaderAnswer(error: { header: string; message: string }): ScopeAnswer {
+function badHeaderAnswer(error: { header: string; message: string }): ScopeAnswer {
   return {
     status: 400,
     body: { error: 'bad_deadline_header', header: error.header, message: error.message },
@@ -301,7 +324,7 @@ export function badHeaderAnswer(error: { header: string; message: string }): Sco
 }
 
 /** 503 for a request refused or cancelled by a shutdown. */
-export const SHUTDOWN_ANSWER: ScopeAnswer = /* @__PURE__ */ Object.freeze({
+const SHUTDOWN_ANSWER: ScopeAnswer = /* @__PURE__ */ Object.freeze({
   status: 503,
   body: Object.freeze({ error: 'shutting_down' }),
   headers: Object.freeze({ connection: 'close' }),

@@ -6,20 +6,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { withTimeout, type Scope } from '../index.js';
 import { assertFunction, describe } from '../internal/validate.js';
-import { DeadlineHeaderError } from './headers.js';
 import {
+  admit,
   answerFor,
-  badHeaderAnswer,
   ClientClosedError,
   readRequestScopeOptions,
-  requestBudget,
   RequestLife,
   requestScopeName,
+  type RequestScopeOptions,
   scopeOptions,
   sendAnswer,
-  SHUTDOWN_ANSWER,
   watchClient,
-  type RequestScopeOptions,
 } from './request-life.js';
 
 function isObject(value: unknown): value is object {
@@ -107,16 +104,9 @@ export function withRequestScope<T>(
   }
   assertFunction('handler', handler);
   const config = readRequestScopeOptions('withRequestScope', options);
-  if (RequestLife.refused(res)) {
-    sendAnswer(res, SHUTDOWN_ANSWER);
-    return Promise.resolve(undefined);
-  }
-  let budget: number;
-  try {
-    budget = requestBudget(config, req.headers, true);
-  } catch (error) {
-    if (!(error instanceof DeadlineHeaderError)) throw error;
-    sendAnswer(res, badHeaderAnswer(error));
+  const budget = admit(config, res, req.headers, true);
+  if (typeof budget !== 'number') {
+    sendAnswer(res, budget);
     return Promise.resolve(undefined);
   }
   const name = requestScopeName(config, req.method, req.url);
