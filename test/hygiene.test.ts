@@ -12,24 +12,13 @@ import { timeoutContext, withTimeout } from '../src/scope.js';
 import { safeSleep } from '../src/sleep.js';
 import { safeWaitFor } from '../src/wait-for.js';
 import { abortListenerCount, activeTimerCount, assertNoLeaks, createManualClock } from '../src/testing.js';
-import { never, observe, realDelay, trackUnhandledRejections } from './fixtures/observe.js';
+import { never, observe, realDelay, settledHeap, trackUnhandledRejections, untilAborted } from './fixtures/observe.js';
 
 const gc = (): void => {
   const collect = (globalThis as { gc?: () => void }).gc;
   if (collect === undefined) throw new Error('run the tests with --expose-gc');
   collect();
 };
-
-/** Heap in use after full collections (the floor, not a lucky sample). */
-async function settledHeap(): Promise<number> {
-  let min = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < 4; i++) {
-    gc();
-    await realDelay(0);
-    min = Math.min(min, process.memoryUsage().heapUsed);
-  }
-  return min;
-}
 
 let warnings: Error[] = [];
 const onWarning = (warning: Error): void => {
@@ -194,18 +183,6 @@ describe('leak hygiene of the policies on one long-lived signal', () => {
   });
 });
 
-/** A task that rejects with its signal's reason once aborted: a well-behaved loser. */
-const abortable = (signal: AbortSignal): Promise<never> =>
-  new Promise((_, reject) => {
-    signal.addEventListener(
-      'abort',
-      () => {
-        reject(signal.reason as Error);
-      },
-      { once: true },
-    );
-  });
-
 describe('leak hygiene of the resilience policies on one long-lived signal', () => {
   it('100,000 races, hedges, single flights and bulkhead calls leave no listener, no timer, under 1 MB of heap', async () => {
     const parent = new AbortController();
@@ -216,10 +193,10 @@ describe('leak hygiene of the resilience policies on one long-lived signal', () 
     const one = async (i: number): Promise<void> => {
       switch (i % 4) {
         case 0:
-          await safeRace([abortable, () => Promise.resolve(i)], { signal, timeout: 60_000 });
+          await safeRace([untilAborted, () => Promise.resolve(i)], { signal, timeout: 60_000 });
           return;
         case 1:
-          await hedge((s, attempt) => (attempt === 1 ? Promise.resolve(i) : abortable(s)), {
+          await hedge((s, attempt) => (attempt === 1 ? Promise.resolve(i) : untilAborted(s)), {
             delayMs: 60_000,
             signal,
             timeout: 60_000,

@@ -11,7 +11,7 @@ import {
 } from '../src/index.js';
 import { abortListenerCount, createManualClock } from '../src/testing.js';
 import { recordChannels } from './fixtures/channels.js';
-import { flush, observe, trackUnhandledRejections } from './fixtures/observe.js';
+import { flush, observe, trackUnhandledRejections, untilAborted } from './fixtures/observe.js';
 
 const reasonOf = (outcome: { status: string }): unknown => {
   expect(outcome.status).toBe('rejected');
@@ -27,16 +27,7 @@ function after<T>(clock: ReturnType<typeof createManualClock>, ms: number, value
 }
 
 /** Hangs until its signal aborts, then rejects with the reason: a well-behaved slow task. */
-const hang = (signal: AbortSignal): Promise<never> =>
-  new Promise((_, reject) => {
-    signal.addEventListener(
-      'abort',
-      () => {
-        reject(signal.reason as Error);
-      },
-      { once: true },
-    );
-  });
+const hang = untilAborted;
 
 describe('safeRace()', () => {
   it('fulfils with the first task to fulfil and aborts every other in the same tick', async () => {

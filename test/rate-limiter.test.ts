@@ -12,23 +12,7 @@ import {
   type RateLimitMessage,
 } from '../src/index.js';
 import { abortListenerCount, createManualClock } from '../src/testing.js';
-import { flush, observe, realDelay } from './fixtures/observe.js';
-
-const gc = (): void => {
-  const collect = (globalThis as { gc?: () => void }).gc;
-  if (collect === undefined) throw new Error('run the tests with --expose-gc');
-  collect();
-};
-
-async function settledHeap(): Promise<number> {
-  let min = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < 4; i++) {
-    gc();
-    await realDelay(0);
-    min = Math.min(min, process.memoryUsage().heapUsed);
-  }
-  return min;
-}
+import { flush, observe, settledHeap } from './fixtures/observe.js';
 
 function reasonOf(outcome: { readonly status: string; readonly reason?: unknown }): unknown {
   expect(outcome.status).toBe('rejected');
